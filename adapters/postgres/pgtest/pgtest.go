@@ -162,7 +162,7 @@ func dropStaleTemplates(ctx context.Context, admin *pgx.Conn, keep string) {
 	for _, n := range names {
 		id := pgx.Identifier{n}.Sanitize()
 		admin.Exec(ctx, "ALTER DATABASE "+id+" WITH is_template false") //nolint:errcheck
-		admin.Exec(ctx, "DROP DATABASE "+id+" WITH (FORCE)")             //nolint:errcheck
+		admin.Exec(ctx, "DROP DATABASE "+id+" WITH (FORCE)")            //nolint:errcheck
 	}
 }
 

@@ -1,0 +1,71 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clubcrm/crm/adapters/postgres"
+	"github.com/clubcrm/crm/adapters/postgres/pgtest"
+)
+
+// TestRowLevelSecurity proves that a query which forgets its tenant filter
+// still sees only the tenant bound to its transaction.
+func TestRowLevelSecurity(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.New(t)
+	_, err := pool.Exec(ctx, `
+		CREATE TABLE notes_rm (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
+		SELECT crm_enable_tenancy('notes_rm');
+		INSERT INTO notes_rm VALUES ('club-a', 1, 'a1'), ('club-a', 2, 'a2'), ('club-b', 1, 'b1');`)
+	require.NoError(t, err)
+
+	read := func(tenant string) []string {
+		var bodies []string
+		err := postgres.InTenant(ctx, pool, tenant, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT body FROM notes_rm ORDER BY body`) // no tenant filter on purpose
+			if err != nil {
+				return err
+			}
+			bodies, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		require.NoError(t, err)
+		return bodies
+	}
+	assert.Equal(t, []string{"a1", "a2"}, read("club-a"))
+	assert.Equal(t, []string{"b1"}, read("club-b"))
+	assert.Empty(t, read("club-c"))
+
+	t.Run("writes for another tenant are refused", func(t *testing.T) {
+		err := postgres.InTenant(ctx, pool, "club-a", func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `INSERT INTO notes_rm VALUES ('club-b', 9, 'sneaky')`)
+			return err
+		})
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "row-level security")
+	})
+	t.Run("updates cannot reach another tenant", func(t *testing.T) {
+		err := postgres.InTenant(ctx, pool, "club-a", func(tx pgx.Tx) error {
+			tag, err := tx.Exec(ctx, `UPDATE notes_rm SET body = 'x' WHERE id = 1`)
+			assert.EqualValues(t, 1, tag.RowsAffected()) // club-a's row only
+			return err
+		})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"b1"}, read("club-b"))
+	})
+	t.Run("the binding ends with the transaction", func(t *testing.T) {
+		var role, tenant string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT current_user, coalesce(current_setting('crm.tenant_id', true), '')`).Scan(&role, &tenant))
+		assert.NotEqual(t, postgres.TenantRole, role)
+		assert.Empty(t, tenant)
+	})
+	t.Run("no tenant is refused", func(t *testing.T) {
+		err := postgres.InTenant(ctx, pool, "", func(pgx.Tx) error { return nil })
+		assert.ErrorIs(t, err, postgres.ErrNoTenant)
+	})
+}

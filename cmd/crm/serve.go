@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clubcrm/crm/adapters/auth"
+	"github.com/clubcrm/crm/adapters/httpapi"
+	"github.com/clubcrm/crm/adapters/postgres"
+	"github.com/clubcrm/crm/migrations"
+)
+
+func init() {
+	register(command{
+		name:    "serve",
+		summary: "serve the HTTP API and run the upstream consumers, projectors and schedulers",
+		usage:   "[flags]",
+		run:     runServe,
+	})
+}
+
+// everySetting names every configuration variable; serve takes them all.
+func everySetting() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.env
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet(commands["serve"], stdout)
+	var cfg Config
+	validate := bindConfig(fs, &cfg, everySetting()...)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := validate(); err != nil {
+		return err
+	}
+	if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
+		return errors.New("CRM_JWT_SECRET or CRM_JWKS_URL: one must be set, or no token can be verified")
+	}
+	log := newLogger(os.Stderr, cfg.LogLevel)
+	slog.SetDefault(log)
+	return serve(ctx, &cfg, log, nil)
+}
+
+// serve runs the service until ctx ends. When ready is not nil it receives
+// the HTTP address once the listener is open (tests serve on :0).
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- string) error {
+	if err := migrations.EnsureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	n, err := migrations.Up(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	log.Info("database migrated", slog.Int("applied", n))
+
+	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	defer pool.Close()
+	rdb, err := openRedis(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store, err := openEventStore(ctx, cfg, pool)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	g, ctx := errgroup.WithContext(ctx)
+	if cfg.has(roleAPI) {
+		verifier, err := auth.NewVerifier(ctx, auth.Config{HMACSecret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
+		if err != nil {
+			return fmt.Errorf("token verification: %w", err)
+		}
+		api := httpapi.New(log, verifier, reg)
+		api.Operability(reg,
+			httpapi.Check{Name: "postgres", Ping: pool.Ping},
+			httpapi.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+			httpapi.Check{Name: "eventstore", Ping: func(ctx context.Context) error { _, err := store.Head(ctx); return err }},
+		)
+		api.RegisterMe()
+		g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, api, log, ready) })
+	}
+	log.Info("crm serving", slog.String("version", version), slog.Any("roles", cfg.Roles), slog.String("eventstore", cfg.EventStore))
+	return g.Wait()
+}
+
+// serveHTTP serves h on addr until ctx ends, then drains in-flight requests.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready chan<- string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("CRM_HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("http listening", slog.String("addr", ln.Addr().String()))
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down http")
+	shut, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clubcrm/crm/eventstore"
+	"github.com/clubcrm/crm/eventstore/esdb"
+	pgstore "github.com/clubcrm/crm/eventstore/postgres"
+)
+
+// openEventStore answers the configured event store backend.
+func openEventStore(ctx context.Context, cfg *Config, pool *pgxpool.Pool) (eventstore.Store, error) {
+	switch cfg.EventStore {
+	case "esdb":
+		if cfg.EventStoreURL == "" {
+			return nil, errors.New("EVENTSTORE_URL: must be set when CRM_EVENTSTORE=esdb")
+		}
+		s, err := esdb.Open(cfg.EventStoreURL)
+		if err != nil {
+			return nil, fmt.Errorf("EVENTSTORE_URL: %w", err)
+		}
+		return s, nil
+	default:
+		return pgstore.New(pool), nil
+	}
+}
+
+// openRedis connects to REDIS_URL and checks it answers.
+func openRedis(ctx context.Context, cfg *Config) (*redis.Client, error) {
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	c := redis.NewClient(opts)
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis %s: %w", opts.Addr, err)
+	}
+	return c, nil
+}

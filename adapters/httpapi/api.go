@@ -141,10 +141,15 @@ func FullPath(rt Route) string {
 
 func (a *API) endpoint(rt Route, h HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.Role != "" {
-			p, _ := auth.FromContext(r.Context())
-			if !Allows(p, rt.Role) {
+		if p, ok := auth.FromContext(r.Context()); ok {
+			if rt.Role != "" && !Allows(p, rt.Role) {
 				WriteProblem(w, r, Forbidden(rt.Role))
+				return
+			}
+			// A platform token names no tenant of its own: it may post
+			// events for any tenant, and read nothing.
+			if p.Tenant == auth.PlatformTenant && rt.Role != "" && rt.Role != auth.RoleIngest {
+				WriteProblem(w, r, NewProblem(http.StatusForbidden, "forbidden", "", "a platform token (tenant_id *) may only post upstream events"))
 				return
 			}
 		}

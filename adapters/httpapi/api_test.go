@@ -288,3 +288,13 @@ func AssertDocumented(t *testing.T, r *mux.Router, paths map[string]map[string]j
 	require.NoError(t, err)
 	assert.Greater(t, n, 3)
 }
+
+func TestPlatformTokenReadsNothing(t *testing.T) {
+	api, _ := newAPI(t)
+	tok := token(t, auth.PlatformTenant, auth.RoleIngest, auth.RoleRead)
+	rec := do(t, api, "GET", "/api/v1/widgets/nope", tok, "")
+	assert.Equal(t, 403, rec.Code)
+	assert.Contains(t, rec.Body.String(), "platform token")
+	rec = do(t, api, "GET", "/api/v1/me", tok, "")
+	assert.Equal(t, 200, rec.Code)
+}

@@ -1,0 +1,183 @@
+package customer
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/clubcrm/crm/domain/identity"
+)
+
+// Apply folds one event into the profile. at is when it was recorded.
+func (p *Profile) Apply(data any, at time.Time) {
+	switch e := data.(type) {
+	case *Created:
+		p.ID, p.TenantID = e.CustomerID, e.TenantID
+		p.FirstName, p.LastName, p.DisplayName = e.FirstName, e.LastName, e.DisplayName
+		p.Status, p.LifecycleStage = StatusActive, e.LifecycleStage
+		p.ExternalIDs = e.ExternalIDs
+		p.CreatedAt = at
+		p.link(e.Links)
+	case *IdentityLinked:
+		p.link(e.Links)
+	case *DuplicateFlagged, *DuplicateCleared:
+		// Review state lives in the duplicates read model.
+	case *Edited:
+		if e.DisplayName != nil {
+			p.DisplayName = *e.DisplayName
+		}
+		if e.LifecycleStage != nil {
+			p.LifecycleStage, p.LifecycleByStaff = *e.LifecycleStage, true
+		}
+		if e.Status != nil {
+			p.Status = *e.Status
+		}
+		if e.ExternalIDs != nil {
+			p.ExternalIDs = mergeExternal(p.ExternalIDs, *e.ExternalIDs)
+		}
+	case *Merged:
+		p.link(e.Links)
+		for _, t := range e.Tags {
+			if !slices.Contains(p.Tags, t) {
+				p.Tags = append(p.Tags, t)
+			}
+		}
+		var src struct {
+			FirstName, LastName string
+		}
+		_ = json.Unmarshal(e.Source, &src)
+		if p.FirstName == "" && p.LastName == "" {
+			p.FirstName, p.LastName = src.FirstName, src.LastName
+		}
+		p.MergedFrom = append(p.MergedFrom, e.SourceID)
+	case *MergedInto:
+		id := e.SurvivorID
+		p.Status, p.MergedInto = StatusMerged, &id
+	case *Recorded:
+		if v, err := ParseUpstream(e.Upstream.Type, e.Data); err == nil {
+			p.applyUpstream(v)
+		}
+	}
+	p.Version++
+	p.UpdatedAt = at
+}
+
+// link adds keys to the profile: the first email and phone become the
+// primary ones, later ones aliases; service ids fill their fields.
+func (p *Profile) link(links []Link) {
+	for _, l := range links {
+		if p.Holds(l.Key) {
+			continue
+		}
+		p.Links = append(p.Links, l)
+		switch l.Key.Kind {
+		case identity.AuthUser:
+			if p.AuthUserID == "" {
+				p.AuthUserID = l.Key.Value
+			}
+		case identity.SCLMember:
+			if n, err := strconv.ParseInt(l.Key.Value, 10, 64); err == nil && p.SCLMemberID == nil {
+				p.SCLMemberID = &n
+			}
+		case identity.TeeTimePlayer:
+			if p.TeeTimePlayerID == "" {
+				p.TeeTimePlayerID = l.Key.Value
+			}
+		case identity.MessagingContact:
+			if p.MessagingContactID == "" {
+				p.MessagingContactID = l.Key.Value
+			}
+		case identity.Email:
+			if p.Email == "" {
+				p.Email = l.Key.Value
+			} else {
+				p.Aliases = append(p.Aliases, l.Key)
+			}
+		case identity.Phone:
+			if p.PhoneNumber == "" {
+				p.PhoneNumber = l.Key.Value
+			} else {
+				p.Aliases = append(p.Aliases, l.Key)
+			}
+		}
+	}
+}
+
+// applyUpstream copies the fields an upstream service owns. SCL owns names
+// and membership; TeeTime owns golf data and fills names SCL has not given;
+// Messaging owns consent.
+func (p *Profile) applyUpstream(v any) {
+	switch d := v.(type) {
+	case *Member:
+		setIf(&p.FirstName, d.FirstName)
+		setIf(&p.LastName, d.LastName)
+		setIf(&p.MembershipTier, d.MembershipTier)
+		setIf(&p.HomeClubID, d.HomeClubID)
+		if d.ExternalIDs != nil {
+			p.ExternalIDs = mergeExternal(p.ExternalIDs, *d.ExternalIDs)
+		}
+		if d.MembershipStatus != "" {
+			p.MembershipStatus = strings.ToUpper(d.MembershipStatus)
+			p.LifecycleStage, p.LifecycleByStaff = StageForMembership(p.MembershipStatus, p.LifecycleStage), false
+		} else if p.LifecycleStage == LifecycleGuest || p.LifecycleStage == LifecycleProspect {
+			// A membership record with no status is taken as a current one.
+			p.LifecycleStage = LifecycleMember
+		}
+	case *TierChange:
+		setIf(&p.MembershipTier, d.ToTier)
+	case *Player:
+		if p.FirstName == "" && p.LastName == "" {
+			p.FirstName, p.LastName = d.FirstName, d.LastName
+		}
+		if d.Handicap != nil {
+			h := *d.Handicap
+			p.Handicap = &h
+		}
+		setIf(&p.HomeClubID, d.HomeClubID)
+	case *HandicapChange:
+		if d.Handicap != nil {
+			h := *d.Handicap
+			p.Handicap = &h
+		}
+	case *Preference:
+		setBool(&p.EmailOptIn, d.EmailOptIn)
+		setBool(&p.SMSOptIn, d.SMSOptIn)
+		setBool(&p.PushOptIn, d.PushOptIn)
+		setBool(&p.WhatsAppOptIn, d.WhatsAppOptIn)
+	}
+}
+
+// StageForMembership derives the lifecycle stage from an SCL membership
+// status; a status it does not know keeps the current stage.
+func StageForMembership(status string, current Lifecycle) Lifecycle {
+	switch strings.ToUpper(status) {
+	case "ACTIVE", "CURRENT", "PENDING_RENEWAL", "HONORARY", "LIFE":
+		return LifecycleMember
+	case "SUSPENDED", "LAPSED", "ARREARS", "OVERDUE", "EXPIRED", "FROZEN":
+		return LifecycleLapsed
+	case "CANCELLED", "CANCELED", "RESIGNED", "TERMINATED", "DECEASED", "INACTIVE":
+		return LifecycleChurned
+	}
+	return current
+}
+
+func setIf(dst *string, v string) {
+	if v = strings.TrimSpace(v); v != "" {
+		*dst = v
+	}
+}
+
+func setBool(dst *bool, v *bool) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+func mergeExternal(a, b ExternalIDs) ExternalIDs {
+	setIf(&a.McaV1ZaID, b.McaV1ZaID)
+	setIf(&a.McaV1UkID, b.McaV1UkID)
+	setIf(&a.GolfRsaID, b.GolfRsaID)
+	return a
+}

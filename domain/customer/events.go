@@ -1,0 +1,135 @@
+package customer
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clubcrm/crm/domain/identity"
+)
+
+// Event types the CRM decides. Upstream events recorded on a profile keep
+// their upstream type (member.created, teetime.booked, ...).
+const (
+	TypeCreated          = "customer.created"
+	TypeIdentityLinked   = "customer.identity.linked"
+	TypeDuplicateFlagged = "customer.duplicate.flagged"
+	TypeDuplicateCleared = "customer.duplicate.cleared"
+	TypeEdited           = "customer.edited"
+	TypeMerged           = "customer.merged"
+	TypeMergedInto       = "customer.merged.into"
+)
+
+// Event is a domain event: its type and its payload.
+type Event struct {
+	Type string
+	Data any
+}
+
+// Created opens a profile.
+type Created struct {
+	CustomerID     uuid.UUID   `json:"customerId"`
+	TenantID       string      `json:"tenantId"`
+	Source         string      `json:"source"` // scl, teetime, messaging or crm
+	CausedBy       string      `json:"causedBy"`
+	FirstName      string      `json:"firstName,omitempty"`
+	LastName       string      `json:"lastName,omitempty"`
+	DisplayName    string      `json:"displayName,omitempty"`
+	LifecycleStage Lifecycle   `json:"lifecycleStage"`
+	ExternalIDs    ExternalIDs `json:"externalIds,omitzero"`
+	Links          []Link      `json:"links"`
+}
+
+// IdentityLinked adds keys to a profile.
+type IdentityLinked struct {
+	Links []Link `json:"links"`
+}
+
+// DuplicateFlagged records profiles that may be the same person, for staff
+// to merge or dismiss.
+type DuplicateFlagged struct {
+	Candidates []identity.Conflict `json:"candidates"`
+	CausedBy   string              `json:"causedBy"`
+}
+
+// DuplicateCleared records staff deciding a flagged pair.
+type DuplicateCleared struct {
+	Other  uuid.UUID `json:"other"`
+	Action string    `json:"action"` // merged or dismissed
+	Actor  string    `json:"actor"`
+}
+
+// Edited records staff changing CRM-owned fields.
+type Edited struct {
+	DisplayName    *string      `json:"displayName,omitempty"`
+	LifecycleStage *Lifecycle   `json:"lifecycleStage,omitempty"`
+	Status         *Status      `json:"status,omitempty"`
+	ExternalIDs    *ExternalIDs `json:"externalIds,omitempty"`
+	Actor          string       `json:"actor"`
+}
+
+// Merged records a survivor absorbing another profile. Source is the
+// absorbed profile's state at the merge, so the merge can be reversed
+// without loss.
+type Merged struct {
+	SourceID uuid.UUID       `json:"sourceId"`
+	Source   json.RawMessage `json:"source"`
+	Links    []Link          `json:"links"` // the keys that moved
+	Tags     []string        `json:"tags,omitempty"`
+	Actor    string          `json:"actor"`
+	CausedBy string          `json:"causedBy"`
+}
+
+// MergedInto closes a profile absorbed by another.
+type MergedInto struct {
+	SurvivorID uuid.UUID `json:"survivorId"`
+	Actor      string    `json:"actor"`
+	CausedBy   string    `json:"causedBy"`
+}
+
+// Upstream names the upstream event a recorded event came from.
+type Upstream struct {
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Source     string    `json:"source"`
+	OccurredAt time.Time `json:"occurredAt"`
+}
+
+// Recorded is an upstream event kept on the person's stream, whatever its
+// type, so that every later read model can be projected from history.
+type Recorded struct {
+	Upstream Upstream        `json:"upstream"`
+	Data     json.RawMessage `json:"data"`
+}
+
+// Decode reads a stored event's payload into its type.
+func Decode(typ string, data []byte) (any, error) {
+	var v any
+	switch typ {
+	case TypeCreated:
+		v = &Created{}
+	case TypeIdentityLinked:
+		v = &IdentityLinked{}
+	case TypeDuplicateFlagged:
+		v = &DuplicateFlagged{}
+	case TypeDuplicateCleared:
+		v = &DuplicateCleared{}
+	case TypeEdited:
+		v = &Edited{}
+	case TypeMerged:
+		v = &Merged{}
+	case TypeMergedInto:
+		v = &MergedInto{}
+	default:
+		if !IsUpstreamType(typ) {
+			return nil, fmt.Errorf("customer event %q: unknown type", typ)
+		}
+		v = &Recorded{}
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return v, nil
+}

@@ -57,6 +57,9 @@ type Route struct {
 	// Errors lists the statuses the route answers with a problem, beyond
 	// the ones every route may answer (400, 401, 403, 500).
 	Errors []int
+	// Idempotent commands accept an Idempotency-Key header: a retry with
+	// the same key and body gets the first response again.
+	Idempotent bool
 }
 
 // API is the HTTP surface of the service.
@@ -69,6 +72,7 @@ type API struct {
 	metrics  *metrics
 	mappings []ErrorMapping
 	handler  http.Handler
+	idem     IdempotencyStore
 }
 
 // New answers an API that verifies tokens with v and registers its metrics
@@ -117,6 +121,9 @@ func (a *API) Handle(rt Route, h HandlerFunc) {
 	router := a.v1
 	if rt.Public {
 		router = a.root
+	}
+	if rt.Idempotent {
+		h = a.idempotent(h)
 	}
 	router.Handle(rt.Path, a.endpoint(rt, h)).Methods(rt.Method)
 }

@@ -50,6 +50,10 @@ func (a *API) OpenAPI() map[string]any {
 			}
 			params = append(params, map[string]any{"name": q.Name, "in": "query", "required": q.Required, "description": q.Description, "schema": schema, "explode": true})
 		}
+		if rt.Idempotent {
+			params = append(params, map[string]any{"name": "Idempotency-Key", "in": "header", "required": false,
+				"description": "Retrying with the same key and body answers the first response again.", "schema": map[string]any{"type": "string", "maxLength": 128}})
+		}
 		if params != nil {
 			op["parameters"] = params
 		}

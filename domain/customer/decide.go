@@ -58,7 +58,7 @@ func (p *Profile) newLinks(x identity.Extracted, d identity.Decision, causedBy s
 	if d.New() {
 		confidence = identity.ConfidenceExact // a new profile owns its keys outright
 	}
-	for _, k := range d.Link {
+	for _, k := range append(append([]identity.Key(nil), d.Link...), d.Held...) {
 		if !p.Holds(k) {
 			out = append(out, Link{Key: k, Indexed: true, MatchedBy: d.MatchedBy, Confidence: confidence, CausedBy: causedBy, LinkedAt: at})
 		}

@@ -50,8 +50,13 @@ type Decision struct {
 	Customer   uuid.UUID
 	MatchedBy  string // the key kind(s) that decided, e.g. "email+phoneNumber"; "new" when none
 	Confidence int
-	// Link lists the keys to record on the profile that it does not hold.
-	Link      []Key
+	// Link lists the keys to reserve for the profile: the index holds them
+	// for nobody (or, for a shared phone, not for this profile) yet.
+	Link []Key
+	// Held lists the keys the index already links to the profile. The
+	// profile records them too if it lacks them: an earlier attempt may have
+	// reserved them and then lost its append.
+	Held      []Key
 	Conflicts []Conflict
 }
 
@@ -103,6 +108,7 @@ func Resolve(keys []Key, c Candidates, name Name, s Settings) Decision {
 		mine := d.Customer != uuid.Nil && contains(hs, d.Customer)
 		switch {
 		case mine:
+			d.Held = append(d.Held, k)
 			if k.Kind == Phone && decidedBy.Kind == Email {
 				d.MatchedBy, d.Confidence = "email+phoneNumber", ConfidenceEmailPhone
 			}

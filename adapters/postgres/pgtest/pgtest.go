@@ -73,6 +73,20 @@ func NewDatabase(t testing.TB) string {
 	if err != nil {
 		t.Fatalf("pgtest: template: %v", err)
 	}
+	return create(t, tmpl)
+}
+
+// EmptyDatabase creates a database with no schema at all for t (to test
+// migrations themselves) and answers its URL; it is dropped when t ends.
+func EmptyDatabase(t testing.TB) string {
+	t.Helper()
+	return create(t, "template0")
+}
+
+func create(t testing.TB, tmpl string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	name := "crm_t_" + randomHex(6)
 	admin, err := pgx.Connect(ctx, ServerURL())
 	if err != nil {

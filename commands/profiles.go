@@ -1,0 +1,127 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clubcrm/crm/domain/customer"
+	"github.com/clubcrm/crm/eventstore"
+)
+
+// SchemaVersion is the version of the event payloads this code writes.
+const SchemaVersion = 1
+
+// maxAttempts bounds how often a command reloads and decides again after
+// losing a race to another writer.
+const maxAttempts = 20
+
+// retryConflicts runs fn again while it loses races to other writers
+// (reloading and deciding again is fn's job), at most maxAttempts times.
+func retryConflicts(ctx context.Context, fn func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if !errors.Is(err, eventstore.ErrConflict) || attempt == maxAttempts {
+			return err
+		}
+		if err := pause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// pause waits a little before attempt+1, more after each lost race and
+// with jitter, so writers racing for one stream spread out instead of
+// colliding again in lockstep.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(attempt) * time.Millisecond * time.Duration(1+rand.IntN(5))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// loadPage is how many events a profile load reads at a time.
+const loadPage = 512
+
+// LoadProfile folds a profile from its stream. A profile with no events
+// comes back empty (Exists reports false) with its id and tenant set.
+func LoadProfile(ctx context.Context, store eventstore.Store, tenant string, id uuid.UUID) (*customer.Profile, error) {
+	return LoadProfileAsOf(ctx, store, tenant, id, time.Time{})
+}
+
+// LoadProfileAsOf folds a profile from the events recorded up to asOf (all
+// of them when asOf is zero): the profile as it stood at that instant.
+func LoadProfileAsOf(ctx context.Context, store eventstore.Store, tenant string, id uuid.UUID, asOf time.Time) (*customer.Profile, error) {
+	p := &customer.Profile{ID: id, TenantID: tenant}
+	stream := customer.Stream(id)
+	for from := uint64(1); ; {
+		evs, err := store.ReadStream(ctx, stream, from, loadPage)
+		if errors.Is(err, eventstore.ErrStreamNotFound) {
+			return p, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", stream, err)
+		}
+		for _, e := range evs {
+			if e.Metadata.TenantID != tenant {
+				// Another tenant's profile answers as if it did not exist.
+				return &customer.Profile{ID: id, TenantID: tenant}, nil
+			}
+			if !asOf.IsZero() && e.RecordedAt.After(asOf) {
+				return p, nil
+			}
+			v, err := customer.Decode(e.Type, e.Data)
+			if err != nil {
+				return nil, fmt.Errorf("load %s version %d: %w", stream, e.Version, err)
+			}
+			p.Apply(v, e.RecordedAt)
+		}
+		if len(evs) < loadPage {
+			return p, nil
+		}
+		from += uint64(len(evs))
+	}
+}
+
+// cause names what made events happen, for their ids and metadata.
+type cause struct {
+	id         string // upstream event id or command id
+	tenant     string
+	actor      string
+	correlates string
+	occurredAt time.Time
+}
+
+// eventData turns domain events into events to append. Ids derive from the
+// cause and the event type, so a retried command appends nothing twice.
+func (c cause) eventData(stream string, evs []customer.Event) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, 0, len(evs))
+	for _, e := range evs {
+		b, err := json.Marshal(e.Data)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", e.Type, err)
+		}
+		corr := c.correlates
+		if corr == "" {
+			corr = c.id
+		}
+		out = append(out, eventstore.EventData{
+			ID:         eventstore.DeriveID(c.tenant, c.id, stream, e.Type),
+			Type:       e.Type,
+			Data:       b,
+			Metadata:   eventstore.Metadata{TenantID: c.tenant, CorrelationID: corr, CausationID: c.id, Actor: c.actor, SchemaVersion: SchemaVersion},
+			OccurredAt: c.occurredAt,
+		})
+	}
+	return out, nil
+}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -73,7 +74,13 @@ type API struct {
 	mappings []ErrorMapping
 	handler  http.Handler
 	idem     IdempotencyStore
+	wait     func(ctx context.Context, token string) error
 }
+
+// UseConsistency lets queries sent with X-CRM-Wait-For (the X-CRM-Position
+// a command answered) wait, boundedly, until the read models hold that
+// command's writes. wait answers an error when they do not in time.
+func (a *API) UseConsistency(wait func(ctx context.Context, token string) error) { a.wait = wait }
 
 // New answers an API that verifies tokens with v and registers its metrics
 // with reg. It serves /openapi.json itself.
@@ -157,6 +164,13 @@ func (a *API) endpoint(rt Route, h HandlerFunc) http.Handler {
 			// events for any tenant, and read nothing.
 			if p.Tenant == auth.PlatformTenant && rt.Role != "" && rt.Role != auth.RoleIngest {
 				WriteProblem(w, r, NewProblem(http.StatusForbidden, "forbidden", "", "a platform token (tenant_id *) may only post upstream events"))
+				return
+			}
+		}
+		if tok := r.Header.Get(WaitHeader); tok != "" && a.wait != nil && r.Method == http.MethodGet {
+			if err := a.wait(r.Context(), tok); err != nil {
+				WriteProblem(w, r, NewProblem(http.StatusServiceUnavailable, "not-caught-up", "Read model not caught up",
+					"the read models have not yet reached "+WaitHeader+"; retry shortly").WithHeader("Retry-After", "1"))
 				return
 			}
 		}

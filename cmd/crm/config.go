@@ -26,6 +26,7 @@ type Config struct {
 	JWKSURL       string
 	LogLevel      slog.Level
 	Roles         []string
+	ConsumerName  string
 
 	logLevel string
 	roles    string
@@ -67,6 +68,8 @@ var settings = []setting{
 		func(c *Config) *string { return &c.JWKSURL }, checkOptional(checkURL("http", "https"))},
 	{"CRM_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn or error",
 		func(c *Config) *string { return &c.logLevel }, checkOneOf("debug", "info", "warn", "error")},
+	{"CRM_CONSUMER_NAME", "consumer-name", "", "stable Redis consumer name of this process in group crm (default: the host name)",
+		func(c *Config) *string { return &c.ConsumerName }, checkOptional(checkConsumerName)},
 	{"CRM_ROLES", "roles", strings.Join(allRoles, ","), "parts of the service to run: api, ingest, projector, scheduler",
 		func(c *Config) *string { return &c.roles }, checkRoles},
 }
@@ -158,6 +161,13 @@ func checkOneOf(values ...string) func(string) error {
 func checkAddr(v string) error {
 	if _, _, err := net.SplitHostPort(v); err != nil {
 		return fmt.Errorf("%q is not host:port: %v", v, err)
+	}
+	return nil
+}
+
+func checkConsumerName(v string) error {
+	if strings.ContainsAny(v, " \t\n") || len(v) > 100 {
+		return errors.New("must be at most 100 characters without spaces")
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func TestHelp(t *testing.T) {
 	err := dispatch(context.Background(), []string{"serve", "-h"}, &out, &out)
 	require.Error(t, err)
 	assert.Contains(t, out.String(), "DATABASE_URL")
-	assert.Contains(t, out.String(), "--http-addr")
+	assert.Contains(t, out.String(), "-http-addr")
 	assert.NotContains(t, out.String(), "never-shown-in-help-output")
 	assert.Error(t, dispatch(context.Background(), []string{"frobnicate"}, &out, &out))
 }

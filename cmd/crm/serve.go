@@ -15,10 +15,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/adapters/httpapi"
+	"github.com/clubcrm/crm/adapters/ingest"
 	"github.com/clubcrm/crm/adapters/postgres"
+	app "github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/migrations"
+	"github.com/clubcrm/crm/projections"
+	"github.com/clubcrm/crm/readmodels/customers"
 )
 
 func init() {
@@ -48,6 +55,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if err := validate(); err != nil {
 		return err
+	}
+	if cfg.EventStore == "esdb" && cfg.EventStoreURL == "" {
+		return errors.New("EVENTSTORE_URL: must be set when CRM_EVENTSTORE=esdb")
 	}
 	if cfg.JWTSecret == "" && cfg.JWKSURL == "" {
 		return errors.New("CRM_JWT_SECRET or CRM_JWKS_URL: one must be set, or no token can be verified")
@@ -88,6 +98,22 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	index := &postgres.IdentityIndex{Pool: pool}
+	settings := &app.Settings{Store: store}
+	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log}
+	wlog := watermill.NewSlogLogger(log)
+	// The publisher is never closed: redisstream's Close would close the
+	// shared Redis client, which serve closes itself.
+	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: rdb}, wlog)
+	if err != nil {
+		return fmt.Errorf("redis publisher: %w", err)
+	}
+	rt, err := projections.New(pool, store, allProjectors(pub), projections.WithLogger(log), projections.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.has(roleAPI) {
 		verifier, err := auth.NewVerifier(ctx, auth.Config{HMACSecret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
@@ -100,11 +126,66 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 			httpapi.Check{Name: "redis", Ping: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 			httpapi.Check{Name: "eventstore", Ping: func(ctx context.Context) error { _, err := store.Head(ctx); return err }},
 		)
+		api.UseIdempotency(&postgres.Idempotency{Pool: pool})
+		api.UseConsistency(func(ctx context.Context, token string) error { return waitReadModels(ctx, rt, token) })
 		api.RegisterMe()
+		api.RegisterEvents(ingestCmd)
+		merge := &app.Merge{Store: store, Index: index}
+		reader := customers.Reader{DB: pool}
+		api.RegisterCustomerCommands(httpapi.CustomerCommands{
+			Register:  &app.Register{Store: store, Index: index, Settings: settings},
+			Edit:      &app.Edit{Store: store},
+			Merge:     merge,
+			Resolve:   &app.ResolveDuplicate{Store: store, Merge: merge},
+			Settings:  settings,
+			Duplicate: reader.DuplicateByID,
+		})
+		api.RegisterCustomerQueries(httpapi.CustomerQueries{DB: pool, Store: store, Settings: settings})
 		g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, api, log, ready) })
+	}
+	if cfg.has(roleIngest) {
+		name := cfg.ConsumerName
+		if name == "" {
+			if name, err = ingest.ConsumerName(""); err != nil {
+				return err
+			}
+		}
+		consumer, err := ingest.New(ingest.Config{Redis: rdb, Handler: ingestCmd, ConsumerName: name, Logger: log})
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		g.Go(func() error { return consumer.Run(ctx) })
+	}
+	if cfg.has(roleProjector) {
+		g.Go(func() error { return rt.Run(ctx) })
+	}
+	if cfg.has(roleScheduler) {
+		log.Info("scheduler role: no scheduled jobs are defined in this version")
 	}
 	log.Info("crm serving", slog.String("version", version), slog.Any("roles", cfg.Roles), slog.String("eventstore", cfg.EventStore))
 	return g.Wait()
+}
+
+// readModelWait bounds how long a query waits for its read models.
+const readModelWait = 2 * time.Second
+
+// waitReadModels waits until every read model has passed the position in
+// token (an X-CRM-Position a command answered).
+func waitReadModels(ctx context.Context, rt *projections.Runtime, token string) error {
+	pos, err := projections.DecodeToken(token)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(readModelWait)
+	for _, p := range allProjectors(nil) {
+		if !rebuildable(p) {
+			continue
+		}
+		if err := rt.WaitFor(ctx, p.Name(), pos, time.Until(deadline)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serveHTTP serves h on addr until ctx ends, then drains in-flight requests.

@@ -5,12 +5,16 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/clubcrm/crm/adapters/outbox"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/eventstore/esdb"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
+	"github.com/clubcrm/crm/projections"
+	"github.com/clubcrm/crm/readmodels/customers"
 )
 
 // openEventStore answers the configured event store backend.
@@ -43,3 +47,16 @@ func openRedis(ctx context.Context, cfg *Config) (*redis.Client, error) {
 	}
 	return c, nil
 }
+
+// allProjectors answers every projector the service runs. pub carries the
+// outbox's produced events; commands that only inspect or rebuild pass nil.
+func allProjectors(pub message.Publisher) []projections.Projector {
+	return []projections.Projector{
+		customers.Projector{},
+		&outbox.Projector{Publisher: pub},
+	}
+}
+
+// rebuildable reports whether a projector owns a read model to rebuild:
+// the outbox owns none, and replaying it would publish history again.
+func rebuildable(p projections.Projector) bool { return len(p.Tables()) > 0 }

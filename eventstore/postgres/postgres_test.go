@@ -1,0 +1,379 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clubcrm/crm/adapters/postgres/pgtest"
+	"github.com/clubcrm/crm/eventstore"
+	"github.com/clubcrm/crm/eventstore/storetest"
+)
+
+// newPool answers a pool on a fresh database with room for maxConns
+// transactions open at once (the default pool has as few as four).
+func newPool(t testing.TB, maxConns int32) *pgxpool.Pool {
+	t.Helper()
+	dsn := pgtest.NewDatabase(t)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.MaxConns = maxConns
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func testEvent(n int) eventstore.EventData {
+	return eventstore.EventData{
+		ID:         uuid.New(),
+		Type:       "Tested",
+		Data:       json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)),
+		Metadata:   eventstore.Metadata{TenantID: "t1"},
+		OccurredAt: time.Now(),
+	}
+}
+
+var errAbort = errors.New("aborted on purpose")
+
+// TestConformanceCopy runs the suite with every append written by COPY, the
+// path large appends take.
+func TestConformanceCopy(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) eventstore.Store {
+		pool, _ := pgtest.New(t)
+		s := New(pool)
+		s.copyFrom = 1
+		return s
+	})
+}
+
+// TestGapSafety holds append transactions open for random times between
+// their inserts and their commits, rolls some back, and rolls back raw
+// inserts too, while a subscription follows the log: it must see every
+// committed event exactly once and never a rolled-back one. Ordering by seq
+// alone fails this test: seq values are taken at insert, and a transaction
+// holding a low one commits after others holding higher ones.
+func TestGapSafety(t *testing.T) {
+	t.Parallel()
+	const writers, appendsEach, rawWriters, rawEach = 24, 60, 4, 25
+	pool := newPool(t, writers+rawWriters+4)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	s := New(pool, WithPollInterval(200*time.Millisecond))
+	defer s.Close()
+	s.copyFrom = 3 // appends of 1 to 4 events: both write paths
+	s.beforeCommit = func(context.Context) error {
+		time.Sleep(time.Duration(rand.IntN(8000)) * time.Microsecond)
+		if rand.IntN(10) == 0 {
+			return errAbort
+		}
+		return nil
+	}
+
+	sub, err := s.Subscribe(ctx, eventstore.Start, eventstore.Filter{}, 100)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	var (
+		mu         sync.Mutex
+		committed  = map[uuid.UUID]bool{}
+		rolledBack = map[uuid.UUID]bool{}
+		wg         sync.WaitGroup
+	)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			streams := []string{fmt.Sprintf("gap-%d.a", w), fmt.Sprintf("gap-%d.b", w), "gap-shared"}
+			for i := range appendsEach {
+				batch := make([]eventstore.EventData, 1+rand.IntN(4))
+				for j := range batch {
+					batch[j] = testEvent(w*10000 + i*10 + j)
+				}
+				_, err := s.Append(ctx, streams[rand.IntN(len(streams))], eventstore.Any, batch...)
+				mu.Lock()
+				for _, e := range batch {
+					switch {
+					case err == nil:
+						committed[e.ID] = true
+					case errors.Is(err, errAbort):
+						rolledBack[e.ID] = true
+					}
+				}
+				mu.Unlock()
+				if err != nil && !errors.Is(err, errAbort) {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	// Raw inserts that bypass the store and always roll back, after holding
+	// their row (and a seq value) for a while.
+	for w := range rawWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range rawEach {
+				id := uuid.New()
+				mu.Lock()
+				rolledBack[id] = true
+				mu.Unlock()
+				tx, err := pool.Begin(ctx)
+				if err != nil {
+					t.Errorf("begin: %v", err)
+					return
+				}
+				_, err = tx.Exec(ctx, `INSERT INTO events (id, stream, version, type, data, metadata, tenant_id, occurred_at)
+VALUES ($1, $2, 1, 'Raw', '{}', '{"tenantId":"t1"}', 't1', now())`, id, fmt.Sprintf("raw-%d.%d", w, i))
+				if err == nil {
+					time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
+				}
+				if rerr := tx.Rollback(ctx); err == nil {
+					err = rerr
+				}
+				if err != nil {
+					t.Errorf("raw insert: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	writing := make(chan struct{})
+	go func() { wg.Wait(); close(writing) }()
+
+	seen := map[uuid.UUID]int{}
+	versions := map[string]uint64{}
+	var pos eventstore.Position
+	var reordered int // events read after one with a higher seq
+	var maxSeq uint64
+	for {
+		mu.Lock()
+		finished := isClosed(writing) && len(seen) >= len(committed)
+		mu.Unlock()
+		if finished {
+			break
+		}
+		nctx, ncancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		b, err := sub.Next(nctx)
+		ncancel()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			continue
+		}
+		require.NoError(t, err)
+		require.True(t, pos.Less(b.Position), "position went from %s to %s", pos, b.Position)
+		pos = b.Position
+		for _, e := range b.Events {
+			require.False(t, pos.Less(e.Position), "event past its batch position")
+			seen[e.ID]++
+			require.Equal(t, 1, seen[e.ID], "event %s seen twice", e.ID)
+			require.Equal(t, versions[e.Stream]+1, e.Version, "stream %s skipped or repeated a version", e.Stream)
+			versions[e.Stream] = e.Version
+			if e.Position.Prepare < maxSeq {
+				reordered++
+			}
+			maxSeq = max(maxSeq, e.Position.Prepare)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range seen {
+		require.False(t, rolledBack[id], "rolled-back event %s was read", id)
+		require.True(t, committed[id], "event %s read but never written", id)
+	}
+	assert.Equal(t, len(committed), len(seen))
+	assert.NotEmpty(t, rolledBack)
+	t.Logf("%d events committed, %d rolled back; %d read after an event with a higher seq", len(committed), len(rolledBack), reordered)
+
+	// Nothing more arrives: no rolled-back event surfaces late.
+	nctx, ncancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer ncancel()
+	b, err := sub.Next(nctx)
+	if err == nil {
+		assert.Empty(t, b.Events)
+	}
+}
+
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestVisibilityWaitsForOlderTransactions holds one append open while a
+// later one commits: readers must not see the later event until the earlier
+// commits, and then see both in transaction order. The subscription has a
+// long poll interval, so it finds the events through the listener and the
+// quick retries made while committed events are not yet visible.
+func TestVisibilityWaitsForOlderTransactions(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 8)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	plain := New(pool, WithPollInterval(time.Hour))
+	defer plain.Close()
+	held := New(pool)
+	inserted, release := make(chan struct{}), make(chan struct{})
+	held.beforeCommit = func(context.Context) error {
+		close(inserted)
+		<-release
+		return nil
+	}
+
+	sub, err := plain.Subscribe(ctx, eventstore.Start, eventstore.Filter{}, 10)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	first, second := testEvent(1), testEvent(2)
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := held.Append(ctx, "vis-first", eventstore.NoStream, first)
+		firstDone <- err
+	}()
+	<-inserted
+	res, err := plain.Append(ctx, "vis-second", eventstore.NoStream, second)
+	require.NoError(t, err)
+	require.NotEqual(t, eventstore.Start, res.Position)
+
+	got, err := plain.ReadAll(ctx, eventstore.Start, 10)
+	require.NoError(t, err)
+	assert.Empty(t, got, "an event became visible while an older transaction was open")
+	head, err := plain.Head(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, eventstore.Start, head)
+	nctx, ncancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	_, err = sub.Next(nctx)
+	ncancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+
+	close(release)
+	require.NoError(t, <-firstDone)
+	began := time.Now()
+	var ids []uuid.UUID
+	for len(ids) < 2 {
+		nctx, ncancel := context.WithTimeout(ctx, 5*time.Second)
+		b, err := sub.Next(nctx)
+		ncancel()
+		require.NoError(t, err)
+		for _, e := range b.Events {
+			ids = append(ids, e.ID)
+		}
+	}
+	assert.Equal(t, []uuid.UUID{first.ID, second.ID}, ids, "transaction order, not commit order")
+	assert.Less(t, time.Since(began), 3*time.Second)
+}
+
+// TestAppendMultiAtomic: a conflict on any stream writes nothing at all.
+func TestAppendMultiAtomic(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	s := New(pool)
+	defer s.Close()
+	_, err := s.Append(ctx, "atom-b", eventstore.NoStream, testEvent(0))
+	require.NoError(t, err)
+	_, err = s.AppendMulti(ctx, []eventstore.Append{
+		{Stream: "atom-a", Expected: eventstore.NoStream, Events: []eventstore.EventData{testEvent(1)}},
+		{Stream: "atom-b", Expected: eventstore.Exact(5), Events: []eventstore.EventData{testEvent(2)}},
+	})
+	var ce *eventstore.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "atom-b", ce.Stream)
+	assert.Equal(t, int64(1), ce.Actual)
+	_, err = s.ReadStream(ctx, "atom-a", 1, 10)
+	assert.ErrorIs(t, err, eventstore.ErrStreamNotFound, "the first append was rolled back with the conflict")
+
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&n))
+	assert.Equal(t, 1, n)
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+WHERE l.locktype = 'advisory' AND d.datname = current_database() AND l.classid = $1 AND l.objsubid = 2`, int64(lockNamespace)).Scan(&n))
+	assert.Zero(t, n, "the failed append's locks were released")
+}
+
+// TestReadAllUsesIndex checks the global read is a range scan of the primary
+// key, not a sort, whatever the table's size.
+func TestReadAllUsesIndex(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, `PREPARE readall AS `+sqlReadAll)
+	require.NoError(t, err)
+	rows, err := conn.Query(ctx, `EXPLAIN EXECUTE readall('0', 0, 100)`)
+	require.NoError(t, err)
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	text := strings.Join(plan, "\n")
+	assert.Contains(t, text, "Index Scan using events_pkey")
+	assert.Contains(t, text, "Index Cond: ((ROW(tx_id, seq) > ROW($1, $2)) AND (tx_id < pg_snapshot_xmin(pg_current_snapshot())))")
+	assert.NotContains(t, text, "Sort")
+}
+
+// TestListenerReconnects kills the listening connection: subscriptions must
+// keep receiving events, woken again once the listener is back.
+func TestListenerReconnects(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := New(pool, WithPollInterval(300*time.Millisecond))
+	defer s.Close()
+	sub, err := s.Subscribe(ctx, eventstore.Start, eventstore.Filter{}, 10)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	var killed int
+	require.Eventually(t, func() bool {
+		err := pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed)
+		return err == nil && killed == 1
+	}, 10*time.Second, 20*time.Millisecond)
+
+	for i := range 3 {
+		e := testEvent(i)
+		_, err := s.Append(ctx, "relisten-1", eventstore.Any, e)
+		require.NoError(t, err)
+		nctx, ncancel := context.WithTimeout(ctx, 10*time.Second)
+		b, err := sub.Next(nctx)
+		ncancel()
+		require.NoError(t, err)
+		require.Len(t, b.Events, 1)
+		assert.Equal(t, e.ID, b.Events[0].ID)
+	}
+	s.hub.mu.Lock()
+	running := s.hub.cancel != nil
+	s.hub.mu.Unlock()
+	assert.True(t, running)
+
+	require.NoError(t, sub.Close())
+	s.hub.mu.Lock()
+	running = s.hub.cancel != nil
+	s.hub.mu.Unlock()
+	assert.False(t, running, "the listener stops with its last subscription")
+}

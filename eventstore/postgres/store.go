@@ -1,0 +1,244 @@
+// Package postgres keeps the event log in PostgreSQL (schema in
+// migrations/00002_eventstore.sql).
+//
+// Global order is the pair (writing transaction id, sequence number), exposed
+// as eventstore.Position{Commit: tx_id, Prepare: seq}. Readers of the global
+// log see only rows whose transaction id lies below the xmin of their own
+// snapshot, that is rows of transactions that had finished before any
+// transaction still running began; so a reader never moves past an event
+// that could still commit with a smaller key, which ordering by a sequence
+// alone cannot promise (sequence values are taken at insert, not at commit).
+//
+// Appends take a transaction-scoped advisory lock per target stream, read
+// the streams' versions and which of the events they already hold, check
+// expectations in Go, then write every event of the call at once (INSERT
+// over arrays, or COPY from 100 events on): a call costs two round trips,
+// three with COPY, however many events and streams it carries. Because the
+// locks are taken before the transaction has an id, each stream's events
+// also appear in the global order by version. NOTIFY follows the commit
+// (see notifier) and wakes subscriptions, which also poll.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/clubcrm/crm/eventstore"
+)
+
+// DefaultChannel is the NOTIFY channel appends signal on.
+const DefaultChannel = "crm_events"
+
+// DefaultPollInterval is how often an idle subscription looks for events
+// when no notification arrives (a lost listener connection, or events that
+// became visible only when an unrelated transaction ended).
+const DefaultPollInterval = time.Second
+
+// defaultBatchSize is used by Subscribe when asked for a batch size of zero.
+const defaultBatchSize = 256
+
+// ErrClosed is answered by a closed store or subscription.
+var ErrClosed = errors.New("event store closed")
+
+// Store is the PostgreSQL event store. It does not own the pool: Close stops
+// its listener and subscriptions, and the caller closes the pool.
+type Store struct {
+	pool    *pgxpool.Pool
+	poll    time.Duration
+	channel string
+	// beforeCommit, when set, runs inside every append transaction after its
+	// statements and before COMMIT; an error rolls the append back. Tests use
+	// it to hold transactions open and to abort them.
+	beforeCommit func(ctx context.Context) error
+	// copyFrom is the number of events from which an append uses COPY.
+	copyFrom int
+
+	hub      hub
+	notifier notifier
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithPollInterval sets how often idle subscriptions poll in addition to
+// waking on notifications.
+func WithPollInterval(d time.Duration) Option {
+	return func(s *Store) {
+		if d > 0 {
+			s.poll = d
+		}
+	}
+}
+
+// WithChannel sets the LISTEN/NOTIFY channel, for several stores sharing one
+// database under different table sets or tests that must not wake each other.
+func WithChannel(name string) Option {
+	return func(s *Store) {
+		if name != "" {
+			s.channel = name
+		}
+	}
+}
+
+// New answers a store on pool, which must reach a database migrated with the
+// service's migrations.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{pool: pool, poll: DefaultPollInterval, channel: DefaultChannel, copyFrom: defaultCopyFrom}
+	for _, o := range opts {
+		o(s)
+	}
+	s.hub.store = s
+	s.notifier.store = s
+	return s
+}
+
+// Close stops the store's listener and closes its subscriptions.
+func (s *Store) Close() error {
+	s.hub.close()
+	s.notifier.close()
+	return nil
+}
+
+// Append writes events to one stream; see eventstore.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.Expected, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	res, err := s.AppendMulti(ctx, []eventstore.Append{{Stream: stream, Expected: expected, Events: events}})
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return res[0], nil
+}
+
+const eventColumns = `tx_id, seq, id, stream, version, type, data, metadata, occurred_at, recorded_at`
+
+// visible limits a query over events to rows no running transaction can
+// precede; see the package comment.
+const visible = `tx_id < pg_snapshot_xmin(pg_current_snapshot())`
+
+// ReadStream answers up to limit events of stream from version from on,
+// oldest first; a limit of zero or less means all of them.
+func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
+	if from > math.MaxInt64 {
+		from = math.MaxInt64
+	}
+	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+		stream, int64(from), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	return s.orNotFound(ctx, stream, events)
+}
+
+// ReadStreamBackward answers up to limit events of stream from version from
+// (0 for the newest) back, newest first; a limit of zero or less means all.
+func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
+	upTo := int64(from)
+	if from == 0 || from > math.MaxInt64 {
+		upTo = math.MaxInt64
+	}
+	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`,
+		stream, upTo, sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read %s backward: %w", stream, err)
+	}
+	return s.orNotFound(ctx, stream, events)
+}
+
+// orNotFound tells an empty read of an existing stream from a read of a
+// stream that does not exist.
+func (s *Store) orNotFound(ctx context.Context, stream string, events []eventstore.Event) ([]eventstore.Event, error) {
+	if len(events) > 0 {
+		return events, nil
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+	}
+	return []eventstore.Event{}, nil
+}
+
+// The row comparison on (tx_id, seq) matches the primary key, so the read is
+// a range scan of that index from the position on.
+const sqlReadAll = `SELECT ` + eventColumns + ` FROM events
+WHERE (tx_id, seq) > ($1::xid8, $2::bigint) AND ` + visible + `
+ORDER BY tx_id, seq LIMIT $3`
+
+// ReadAll answers up to limit events after position from in global order; a
+// limit of zero or less means all of them.
+func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
+	events, err := s.query(ctx, sqlReadAll, from.Commit, int64(from.Prepare), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read all after %s: %w", from, err)
+	}
+	return events, nil
+}
+
+// Head answers the position of the newest event readers can see.
+func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {
+	var p eventstore.Position
+	err := s.pool.QueryRow(ctx, `SELECT tx_id, seq FROM events WHERE `+visible+` ORDER BY tx_id DESC, seq DESC LIMIT 1`).
+		Scan(&p.Commit, &p.Prepare)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return eventstore.Position{}, fmt.Errorf("head: %w", err)
+	}
+	return p, nil
+}
+
+// sqlLimit turns a non-positive limit into LIMIT NULL, which is no limit.
+func sqlLimit(limit int) *int64 {
+	if limit <= 0 {
+		return nil
+	}
+	l := int64(limit)
+	return &l
+}
+
+func (s *Store) query(ctx context.Context, sql string, args ...any) ([]eventstore.Event, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanEvents(rows)
+}
+
+func scanEvents(rows pgx.Rows) ([]eventstore.Event, error) {
+	defer rows.Close()
+	events := []eventstore.Event{}
+	for rows.Next() {
+		var (
+			e       eventstore.Event
+			version int64
+			data    []byte
+			meta    []byte
+		)
+		if err := rows.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &version, &e.Type,
+			&data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+			return nil, err
+		}
+		e.Version = uint64(version)
+		if data != nil {
+			e.Data = json.RawMessage(data)
+		}
+		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+			return nil, fmt.Errorf("event %s: metadata: %w", e.ID, err)
+		}
+		e.OccurredAt = e.OccurredAt.UTC()
+		e.RecordedAt = e.RecordedAt.UTC()
+		events = append(events, e)
+	}
+	return events, rows.Err()
+}

@@ -1,0 +1,115 @@
+// Package projections runs projectors: each follows the global event log and
+// keeps PostgreSQL read-model tables up to date.
+//
+// Checkpoints. A projector applies events in batches, one transaction per
+// batch. The transaction first locks the projector's row in
+// projection_checkpoints and checks it still holds the position the batch
+// starts from, then lets the projector write its tables, then moves the
+// checkpoint: the read model and its checkpoint commit together, so a crash
+// at any point leaves a read model that holds every event up to its
+// checkpoint and none after it. The check makes the row a fence: a writer
+// that lost its leadership without noticing, or a rebuild that swapped the
+// tables, cannot have a batch applied twice.
+//
+// Leadership. Several processes may run the same projectors. Each projector
+// runs in one process at a time: the one whose elector connection holds the
+// projector's PostgreSQL session advisory lock. Electors try the locks they
+// lack every second, so when a leader dies (its connection drops and the
+// server frees its locks) another process takes over within about a second.
+// An elector that loses its connection stops its projectors at once.
+//
+// Rebuilds. Rebuild replays the whole log into shadow tables (<table>_rebuild,
+// created LIKE the live ones) while the live projector keeps serving, then
+// swaps them in within one transaction that holds the checkpoint row: it
+// applies the last events, renames the tables, drops the old ones and moves
+// the checkpoint, so readers see either the old read model or the new one.
+package projections
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/clubcrm/crm/eventstore"
+)
+
+// Projector builds one read model from events.
+type Projector interface {
+	// Name identifies the projector and its checkpoint; it must stay the
+	// same across releases, or the projector starts again from scratch.
+	Name() string
+	// Tables lists the read-model tables the projector owns and writes,
+	// by their names in the database. Only they are rebuilt.
+	Tables() []string
+	// Filter selects the events Apply receives.
+	Filter() eventstore.Filter
+	// Apply writes the effects of events, which all pass Filter and come in
+	// log order, into tables within tx. It must use tables to name what it
+	// writes, since a rebuild points them at shadow tables, and must not
+	// commit or roll back tx. An error rolls the whole batch back; it is
+	// then retried.
+	Apply(ctx context.Context, tx pgx.Tx, tables Tables, events []eventstore.Event) error
+}
+
+// Tables maps the names a projector declares in Tables to the physical
+// tables Apply must write: the same names while live, the shadow tables
+// while rebuilding.
+type Tables map[string]string
+
+// Ident answers the physical table for name, quoted for use in SQL. It panics
+// when the projector did not declare name, a programming error.
+func (t Tables) Ident(name string) string {
+	phys, ok := t[name]
+	if !ok {
+		panic(fmt.Sprintf("projections: table %q is not declared by the projector", name))
+	}
+	return pgx.Identifier{phys}.Sanitize()
+}
+
+func identity(tables []string) Tables {
+	t := make(Tables, len(tables))
+	for _, name := range tables {
+		t[name] = name
+	}
+	return t
+}
+
+const (
+	shadowSuffix  = "_rebuild"
+	retiredSuffix = "_retired"
+	// maxIdentifier is PostgreSQL's identifier length limit (NAMEDATALEN-1).
+	maxIdentifier = 63
+)
+
+var (
+	// Names end up in logs, notification payloads and application names:
+	// keep them plain.
+	validName  = regexp.MustCompile(`^[a-z][a-z0-9_.-]*$`)
+	validTable = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+)
+
+// check validates a projector's declaration.
+func check(p Projector) error {
+	name := p.Name()
+	if !validName.MatchString(name) || len(name) > maxIdentifier {
+		return fmt.Errorf("projector name %q: want lower-case letters, digits, '_', '.' or '-', at most %d bytes", name, maxIdentifier)
+	}
+	seen := map[string]bool{}
+	for _, t := range p.Tables() {
+		if !validTable.MatchString(t) {
+			return fmt.Errorf("projector %s: table %q: want an unqualified lower-case name", name, t)
+		}
+		// The rebuild's shadow and retired names must fit as well.
+		if len(t)+max(len(shadowSuffix), len(retiredSuffix)) > maxIdentifier {
+			return fmt.Errorf("projector %s: table %q is too long to rebuild (at most %d bytes)", name, t,
+				maxIdentifier-max(len(shadowSuffix), len(retiredSuffix)))
+		}
+		if seen[t] {
+			return fmt.Errorf("projector %s: table %q listed twice", name, t)
+		}
+		seen[t] = true
+	}
+	return nil
+}

@@ -1,0 +1,359 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/clubcrm/crm/eventstore"
+)
+
+// ErrRebuildInProgress is answered by Rebuild while another rebuild of the
+// same projector runs, in any process.
+var ErrRebuildInProgress = errors.New("projection rebuild already in progress")
+
+// ErrNoReadModel is answered by Rebuild for a projector that declares no
+// tables, such as one that only publishes.
+var ErrNoReadModel = errors.New("projector owns no read model")
+
+// errRebuildTakenOver reports that the rebuild's row is not where this
+// rebuild left it: its lock connection dropped and another rebuild started,
+// whose shadow tables these now are.
+var errRebuildTakenOver = errors.New("another rebuild took over")
+
+// Swap tuning: the swap waits at most swapLockTimeout for each lock (readers
+// queue behind its wait, so it must be short), and tries swapAttempts times.
+// It applies at most swapRounds reads of events that arrived since the
+// shadow caught up, so a busy log cannot keep it from finishing; the live
+// projector resumes from wherever the swap left the checkpoint.
+const (
+	swapLockTimeout = "2s"
+	swapAttempts    = 10
+	swapRounds      = 16
+)
+
+// rebuild is one Rebuild in progress.
+type rebuild struct {
+	rt       *Runtime
+	rn       *runner
+	shadow   Tables
+	pos      eventstore.Position
+	events   int64     // events read so far
+	applied  int64     // events applied so far
+	recorded time.Time // recorded time of the last applied event
+}
+
+// Rebuild replays the whole log through the projector into shadow tables
+// while the live projector goes on serving, then swaps them in atomically
+// (see the package comment). It reports progress as WithProgress says. A
+// rebuild that fails or is cancelled drops its shadow tables and leaves the
+// live read model as it was; one whose process dies leaves them for the next
+// Rebuild to drop.
+func (r *Runtime) Rebuild(ctx context.Context, name string) error {
+	rn, err := r.runner(name)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	if len(rn.p.Tables()) == 0 {
+		// Replaying would only repeat the projector's side effects.
+		return fmt.Errorf("rebuild %s: %w", name, ErrNoReadModel)
+	}
+	// The lock lives as long as this session, so a rebuild that dies frees it.
+	conn, err := pgx.ConnectConfig(ctx, r.watch.cfg)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: connect: %w", name, err)
+	}
+	defer closeConn(conn)
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1::int4, $2::int4)`, rebuildLockSpace, lockKey(name)).Scan(&locked); err != nil {
+		return fmt.Errorf("rebuild %s: lock: %w", name, err)
+	}
+	if !locked {
+		return fmt.Errorf("rebuild %s: %w", name, ErrRebuildInProgress)
+	}
+	if err := ensureCheckpoint(ctx, r.pool, name); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	rb := &rebuild{rt: r, rn: rn, shadow: Tables{}}
+	for _, t := range rn.p.Tables() {
+		rb.shadow[t] = t + shadowSuffix
+	}
+	if err := rb.prepare(ctx); err != nil {
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	r.log.Info("projection rebuild started", "projector", name)
+	prog := newProgress(r.opts.progress, r.log, name)
+	if err := rb.run(ctx, prog); err != nil {
+		if !errors.Is(err, errRebuildTakenOver) {
+			rb.abandon()
+		}
+		return fmt.Errorf("rebuild %s: %w", name, err)
+	}
+	prog.finish(rb.events)
+	r.log.Info("projection rebuilt and swapped in", "projector", name, "position", rb.pos.String(), "events_applied", rb.applied)
+	return nil
+}
+
+// run fills the shadow tables and swaps them in.
+func (rb *rebuild) run(ctx context.Context, prog progress) error {
+	if err := rb.fill(ctx, prog); err != nil {
+		return err
+	}
+	if err := rb.swap(ctx); err != nil {
+		return fmt.Errorf("swap: %w", err)
+	}
+	return nil
+}
+
+// prepare creates empty shadow tables and the rebuild's row.
+func (rb *rebuild) prepare(ctx context.Context) error {
+	tx, err := rb.rt.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	for _, t := range sortedTables(rb.shadow) {
+		if err := createShadow(ctx, tx, t, rb.shadow[t]); err != nil {
+			return err
+		}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO projection_rebuilds (name, state) VALUES ($1, 'building')
+ON CONFLICT (name) DO UPDATE SET state = 'building', commit_position = 0, prepare_position = 0,
+    events_applied = 0, started_at = now(), updated_at = now()`, rb.rn.name)
+	if err != nil {
+		return fmt.Errorf("record rebuild: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("create shadow tables: %w", err)
+	}
+	return nil
+}
+
+// fill applies the log from its start into the shadow tables, a batch per
+// transaction, until it has read every event visible.
+func (rb *rebuild) fill(ctx context.Context, prog progress) error {
+	var first eventstore.Position
+	head, err := rb.rt.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	headAt := time.Now()
+	for {
+		events, err := rb.rt.store.ReadAll(ctx, rb.pos, rb.rn.batchSize)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			return nil
+		}
+		if first == eventstore.Start {
+			first = events[0].Position
+		}
+		if err := rb.commitBatch(ctx, events); err != nil {
+			return err
+		}
+		if time.Since(headAt) > time.Second {
+			if head, err = rb.rt.store.Head(ctx); err != nil {
+				return err
+			}
+			headAt = time.Now()
+		}
+		prog.update(rb.events, doneShare(first, rb.pos, head))
+	}
+}
+
+// commitBatch applies events into the shadow tables and moves the rebuild's
+// row past them. The row must be where this rebuild left it: a second
+// rebuild that took over (this one's lock connection having dropped) resets
+// it, and this one then stops instead of writing into its tables.
+func (rb *rebuild) commitBatch(ctx context.Context, events []eventstore.Event) error {
+	to := events[len(events)-1].Position
+	tx, err := rb.rt.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	fc, fp := ints(rb.pos)
+	tc, tp := ints(to)
+	matching := rb.filter(events)
+	tag, err := tx.Exec(ctx, `UPDATE projection_rebuilds
+SET commit_position = $4, prepare_position = $5, events_applied = events_applied + $6, updated_at = now()
+WHERE name = $1 AND state = 'building' AND commit_position = $2 AND prepare_position = $3`,
+		rb.rn.name, fc, fp, tc, tp, len(matching))
+	if err != nil {
+		return fmt.Errorf("record rebuild position: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("rebuild row is not at %s: %w", rb.pos, errRebuildTakenOver)
+	}
+	if err := rb.apply(ctx, tx, matching); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit shadow batch to %s: %w", to, err)
+	}
+	rb.advance(events, matching)
+	return nil
+}
+
+func (rb *rebuild) filter(events []eventstore.Event) []eventstore.Event {
+	f := rb.rn.p.Filter()
+	var out []eventstore.Event
+	for _, e := range events {
+		if f.Match(e) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (rb *rebuild) apply(ctx context.Context, tx pgx.Tx, matching []eventstore.Event) error {
+	if len(matching) == 0 {
+		return nil
+	}
+	if err := apply(ctx, rb.rn.p, tx, rb.shadow, matching); err != nil {
+		return fmt.Errorf("apply %d events after %s: %w", len(matching), rb.pos, err)
+	}
+	return nil
+}
+
+// advance notes a committed batch.
+func (rb *rebuild) advance(events, matching []eventstore.Event) {
+	rb.pos = events[len(events)-1].Position
+	rb.events += int64(len(events))
+	rb.applied += int64(len(matching))
+	if n := len(matching); n > 0 {
+		rb.recorded = matching[n-1].RecordedAt
+	}
+}
+
+// swap swaps the caught-up shadow tables in, retrying when it waited too
+// long for a lock.
+func (rb *rebuild) swap(ctx context.Context) error {
+	c, p := ints(rb.pos)
+	tag, err := rb.rt.pool.Exec(ctx, `UPDATE projection_rebuilds SET state = 'swapping', updated_at = now()
+WHERE name = $1 AND state = 'building' AND commit_position = $2 AND prepare_position = $3`, rb.rn.name, c, p)
+	if err != nil {
+		return fmt.Errorf("record swap: %w", err)
+	}
+	if tag.RowsAffected() != 1 {
+		return fmt.Errorf("rebuild row is not at %s: %w", rb.pos, errRebuildTakenOver)
+	}
+	retry := backoff{min: 200 * time.Millisecond, max: 5 * time.Second}
+	for attempt := 1; ; attempt++ {
+		err := rb.swapOnce(ctx)
+		var pgErr *pgconn.PgError
+		if err == nil || attempt == swapAttempts || !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+			return err
+		}
+		wait := retry.next()
+		rb.rt.log.Warn("projection swap timed out waiting for a lock; retrying", "projector", rb.rn.name,
+			"attempt", attempt, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+}
+
+// swapOnce holds the projector's checkpoint row, which stops the live
+// projector (in whichever process) before its next batch, applies the
+// events that arrived since the shadow caught up, swaps the tables and
+// moves the checkpoint to the shadow's position, all in one transaction.
+// The live projector then finds its checkpoint moved and resumes from the
+// new one, on the new tables.
+func (rb *rebuild) swapOnce(ctx context.Context) error {
+	tx, err := rb.rt.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
+	if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '"+swapLockTimeout+"'"); err != nil {
+		return err
+	}
+	var c, p int64
+	if err := tx.QueryRow(ctx, `SELECT commit_position, prepare_position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`,
+		rb.rn.name).Scan(&c, &p); err != nil {
+		return fmt.Errorf("lock checkpoint: %w", err)
+	}
+	var state string
+	if err := tx.QueryRow(ctx, `SELECT state, commit_position, prepare_position FROM projection_rebuilds WHERE name = $1 FOR UPDATE`,
+		rb.rn.name).Scan(&state, &c, &p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("lock rebuild: %w", err)
+	}
+	if state != "swapping" || pos(c, p) != rb.pos {
+		return fmt.Errorf("rebuild row is not at %s: %w", rb.pos, errRebuildTakenOver)
+	}
+	// Work on a copy: a failed attempt rolls back and the next one starts
+	// again from the committed shadow.
+	at := *rb
+	for range swapRounds {
+		events, err := rb.rt.store.ReadAll(ctx, at.pos, at.rn.batchSize)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			break
+		}
+		matching := at.filter(events)
+		if err := at.apply(ctx, tx, matching); err != nil {
+			return err
+		}
+		at.advance(events, matching)
+	}
+	for _, t := range sortedTables(rb.shadow) {
+		if err := swapTable(ctx, tx, t, rb.shadow[t], t+retiredSuffix); err != nil {
+			return err
+		}
+	}
+	var recorded *time.Time
+	if !at.recorded.IsZero() {
+		recorded = &at.recorded
+	}
+	nc, np := ints(at.pos)
+	if _, err := tx.Exec(ctx, `UPDATE projection_checkpoints
+SET commit_position = $2, prepare_position = $3, event_recorded_at = $4, events_applied = $5,
+    updated_at = now(), rebuilt_at = now(), last_error = NULL, last_error_at = NULL
+WHERE name = $1`, rb.rn.name, nc, np, recorded, at.applied); err != nil {
+		return fmt.Errorf("move checkpoint: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM projection_rebuilds WHERE name = $1`, rb.rn.name); err != nil {
+		return fmt.Errorf("clear rebuild: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit swap: %w", err)
+	}
+	*rb = at
+	return nil
+}
+
+// abandon drops the shadow tables and the rebuild's row after a failure.
+func (rb *rebuild) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := pgx.BeginFunc(ctx, rb.rt.pool, func(tx pgx.Tx) error {
+		for _, t := range sortedTables(rb.shadow) {
+			if _, err := tx.Exec(ctx, "DROP TABLE IF EXISTS "+ident(rb.shadow[t])); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM projection_rebuilds WHERE name = $1`, rb.rn.name)
+		return err
+	})
+	if err != nil {
+		rb.rt.log.Warn("could not drop the shadow tables of a failed rebuild; the next rebuild will", "projector", rb.rn.name, "err", err)
+	}
+}
+
+func sortedTables(t Tables) []string {
+	names := make([]string, 0, len(t))
+	for n := range t {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

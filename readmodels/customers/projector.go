@@ -1,0 +1,417 @@
+package customers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/clubcrm/crm/domain/customer"
+	"github.com/clubcrm/crm/domain/identity"
+	"github.com/clubcrm/crm/eventstore"
+	"github.com/clubcrm/crm/projections"
+)
+
+// Name is the projector's name and checkpoint.
+const Name = "customers"
+
+// The tables the projector owns, by their live names.
+const (
+	customersTable  = "customers"
+	duplicatesTable = "duplicate_candidates"
+)
+
+// Statuses of a duplicate candidate pair.
+const (
+	DuplicateOpen      = "OPEN"
+	DuplicateMerged    = "MERGED"
+	DuplicateDismissed = "DISMISSED"
+)
+
+// DuplicateStatuses lists every status of a candidate pair.
+var DuplicateStatuses = []string{DuplicateOpen, DuplicateMerged, DuplicateDismissed}
+
+// pairNamespace roots the ids of duplicate candidate pairs.
+var pairNamespace = uuid.MustParse("9d3c1f57-2a8e-4e0b-b7f4-1c6a5e2d8f30")
+
+// PairID answers the id of the candidate pair of a and b in tenant. It does
+// not depend on the order of a and b, so a pair flagged from either side is
+// one row.
+func PairID(tenant string, a, b uuid.UUID) uuid.UUID {
+	if bytes.Compare(b[:], a[:]) < 0 {
+		a, b = b, a
+	}
+	return uuid.NewSHA1(pairNamespace, []byte(tenant+"\x1f"+a.String()+"\x1f"+b.String()))
+}
+
+// Projector keeps the customers and duplicate_candidates tables from the
+// customer-* streams.
+//
+// Each customers row holds the folded aggregate in its state column; a
+// batch reads the rows of the streams it touches in one query, applies the
+// new events to them with the aggregate's own Apply, and writes every
+// changed row and every duplicate-review change in one pipelined round trip.
+// The columns are therefore always exactly FromProfile of a fold of the
+// stream.
+type Projector struct{}
+
+var _ projections.Projector = Projector{}
+
+// Name implements projections.Projector.
+func (Projector) Name() string { return Name }
+
+// Tables implements projections.Projector.
+func (Projector) Tables() []string { return []string{customersTable, duplicatesTable} }
+
+// Filter implements projections.Projector.
+func (Projector) Filter() eventstore.Filter {
+	return eventstore.Filter{Categories: []string{customer.Category}}
+}
+
+type streamKey struct {
+	tenant string
+	id     uuid.UUID
+}
+
+// Apply implements projections.Projector.
+func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables, events []eventstore.Event) error {
+	var keys []streamKey
+	seen := map[streamKey]bool{}
+	for _, e := range events {
+		if k, ok := keyOf(e); ok && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	profiles, err := loadStates(ctx, tx, tables, keys)
+	if err != nil {
+		return err
+	}
+
+	// Events are applied in log order, not stream by stream, because the
+	// review of a pair may be flagged on one stream and decided on another.
+	var dups duplicateWrites
+	changed := map[streamKey]bool{}
+	for _, e := range events {
+		k, ok := keyOf(e)
+		if !ok {
+			continue
+		}
+		p := profiles[k]
+		if e.Version <= p.Version {
+			continue // already folded into the row: a replayed batch
+		}
+		v, err := customer.Decode(e.Type, e.Data)
+		if err != nil {
+			// The aggregate could not load this stream either: stop here
+			// rather than serve a row that disagrees with it.
+			return fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
+		}
+		p.Apply(v, e.RecordedAt)
+		changed[k] = true
+		dups.note(k, v, e.RecordedAt)
+	}
+
+	rows := make([]row, 0, len(changed))
+	for _, k := range keys {
+		if changed[k] {
+			rows = append(rows, rowOf(profiles[k]))
+		}
+	}
+	batch := &pgx.Batch{}
+	if len(rows) > 0 {
+		b, err := json.Marshal(rows)
+		if err != nil {
+			return fmt.Errorf("encode customers rows: %w", err)
+		}
+		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b))
+	}
+	dups.queue(batch, tables.Ident(duplicatesTable))
+	if batch.Len() == 0 {
+		return nil
+	}
+	br := tx.SendBatch(ctx, batch)
+	for i := 0; i < batch.Len(); i++ {
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return fmt.Errorf("write customers read model (statement %d of %d): %w", i+1, batch.Len(), err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("write customers read model: %w", err)
+	}
+	return nil
+}
+
+// keyOf answers the profile an event belongs to. A stream of the category
+// whose id is not a UUID holds no profile (the aggregate only writes
+// customer-<uuid>); it is passed over rather than stopping the projector.
+func keyOf(e eventstore.Event) (streamKey, bool) {
+	id, err := uuid.Parse(strings.TrimPrefix(e.Stream, customer.Category+"-"))
+	if err != nil {
+		return streamKey{}, false
+	}
+	return streamKey{tenant: e.Metadata.TenantID, id: id}, true
+}
+
+// loadStates reads the folded profiles of keys in one query; profiles with
+// no row yet come back empty, ready for their first event.
+func loadStates(ctx context.Context, tx pgx.Tx, tables projections.Tables, keys []streamKey) (map[streamKey]*customer.Profile, error) {
+	tenants, ids := make([]string, len(keys)), make([]uuid.UUID, len(keys))
+	out := make(map[streamKey]*customer.Profile, len(keys))
+	for i, k := range keys {
+		tenants[i], ids[i] = k.tenant, k.id
+		out[k] = &customer.Profile{ID: k.id, TenantID: k.tenant}
+	}
+	rows, err := tx.Query(ctx, fmt.Sprintf(`
+		SELECT c.tenant_id, c.id, c.state FROM %s c
+		WHERE (c.tenant_id, c.id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tables.Ident(customersTable)),
+		tenants, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read customers state: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k streamKey
+		var state []byte
+		if err := rows.Scan(&k.tenant, &k.id, &state); err != nil {
+			return nil, fmt.Errorf("read customers state: %w", err)
+		}
+		p := &customer.Profile{}
+		if err := json.Unmarshal(state, p); err != nil {
+			return nil, fmt.Errorf("decode state of customer %s: %w", k.id, err)
+		}
+		out[k] = p
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read customers state: %w", err)
+	}
+	return out, nil
+}
+
+// row is one customers row as jsonb_to_recordset reads it: JSON keys are
+// column names. Sending the batch as one JSON document keeps the write to a
+// single statement however many profiles it holds, and carries the tags
+// arrays, which unnest over a two-dimensional array could not.
+type row struct {
+	TenantID           string               `json:"tenant_id"`
+	ID                 uuid.UUID            `json:"id"`
+	Version            uint64               `json:"version"`
+	AuthUserID         *string              `json:"auth_user_id"`
+	Email              *string              `json:"email"`
+	PhoneNumber        *string              `json:"phone_number"`
+	SCLMemberID        *int64               `json:"scl_member_id"`
+	TeeTimePlayerID    *string              `json:"teetime_player_id"`
+	MessagingContactID *string              `json:"messaging_contact_id"`
+	ExternalIDs        customer.ExternalIDs `json:"external_ids"`
+	Aliases            []Alias              `json:"aliases"`
+	FirstName          *string              `json:"first_name"`
+	LastName           *string              `json:"last_name"`
+	DisplayName        *string              `json:"display_name"`
+	Status             string               `json:"status"`
+	LifecycleStage     string               `json:"lifecycle_stage"`
+	Tags               []string             `json:"tags"`
+	Handicap           *float64             `json:"handicap"`
+	HomeClubID         *string              `json:"home_club_id"`
+	MembershipTier     *string              `json:"membership_tier"`
+	MembershipStatus   *string              `json:"membership_status"`
+	EmailOptIn         bool                 `json:"email_opt_in"`
+	SMSOptIn           bool                 `json:"sms_opt_in"`
+	PushOptIn          bool                 `json:"push_opt_in"`
+	WhatsAppOptIn      bool                 `json:"whatsapp_opt_in"`
+	MergedInto         *uuid.UUID           `json:"merged_into"`
+	CreatedAt          time.Time            `json:"created_at"`
+	UpdatedAt          time.Time            `json:"updated_at"`
+	State              *customer.Profile    `json:"state"`
+}
+
+// columns lists the customers columns the projector writes, with their
+// types, in the order of row's fields.
+var columns = []struct{ name, typ string }{
+	{"tenant_id", "text"}, {"id", "uuid"}, {"version", "bigint"},
+	{"auth_user_id", "text"}, {"email", "text"}, {"phone_number", "text"},
+	{"scl_member_id", "bigint"}, {"teetime_player_id", "text"}, {"messaging_contact_id", "text"},
+	{"external_ids", "jsonb"}, {"aliases", "jsonb"},
+	{"first_name", "text"}, {"last_name", "text"}, {"display_name", "text"},
+	{"status", "text"}, {"lifecycle_stage", "text"}, {"tags", "text[]"},
+	{"handicap", "numeric"}, {"home_club_id", "text"},
+	{"membership_tier", "text"}, {"membership_status", "text"},
+	{"email_opt_in", "boolean"}, {"sms_opt_in", "boolean"}, {"push_opt_in", "boolean"}, {"whatsapp_opt_in", "boolean"},
+	{"merged_into", "uuid"}, {"created_at", "timestamptz"}, {"updated_at", "timestamptz"},
+	{"state", "jsonb"},
+}
+
+func upsertSQL(table string) string {
+	names := make([]string, len(columns))
+	defs := make([]string, len(columns))
+	var sets []string
+	for i, c := range columns {
+		names[i], defs[i] = c.name, c.name+" "+c.typ
+		if c.name != "tenant_id" && c.name != "id" {
+			sets = append(sets, c.name+" = excluded."+c.name)
+		}
+	}
+	list := strings.Join(names, ", ")
+	// The version guard keeps a row from going back in time should a batch
+	// ever be applied again over a newer row.
+	return fmt.Sprintf(`INSERT INTO %s AS t (%s)
+SELECT %s FROM jsonb_to_recordset($1::jsonb) AS r(%s)
+ON CONFLICT (tenant_id, id) DO UPDATE SET %s
+WHERE t.version < excluded.version`, table, list, list, strings.Join(defs, ", "), strings.Join(sets, ", "))
+}
+
+// maxHandicap is the largest magnitude the handicap column (numeric(4,1))
+// holds; a value past it is left out of the column (it stays in state)
+// rather than failing every batch that touches the profile.
+const maxHandicap = 999.9
+
+func rowOf(p *customer.Profile) row {
+	c := FromProfile(p)
+	r := row{
+		TenantID: c.TenantID, ID: c.ID, Version: c.Version,
+		AuthUserID: c.AuthUserID, Email: c.Email, PhoneNumber: c.PhoneNumber,
+		SCLMemberID: c.SCLMemberID, TeeTimePlayerID: c.TeeTimePlayerID, MessagingContactID: c.MessagingContactID,
+		ExternalIDs: p.ExternalIDs, Aliases: c.Aliases,
+		FirstName: c.FirstName, LastName: c.LastName, DisplayName: c.DisplayName,
+		Status: c.Status, LifecycleStage: c.LifecycleStage, Tags: c.Tags,
+		Handicap: c.Handicap, HomeClubID: c.HomeClubID,
+		MembershipTier: c.MembershipTier, MembershipStatus: c.MembershipStatus,
+		EmailOptIn: c.EmailOptIn, SMSOptIn: c.SMSOptIn, PushOptIn: c.PushOptIn, WhatsAppOptIn: c.WhatsAppOptIn,
+		MergedInto: c.MergedInto, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		State: p,
+	}
+	if r.Handicap != nil && math.Abs(*r.Handicap) > maxHandicap+0.05 {
+		r.Handicap = nil
+	}
+	return r
+}
+
+// duplicateWrites gathers the batch's changes to duplicate_candidates as
+// statements in log order. Consecutive flags are coalesced into one insert;
+// a decision in between starts a new one, so a pair flagged, dismissed and
+// flagged again within one batch stays dismissed, as it would one event at
+// a time.
+type duplicateWrites struct {
+	stmts []dupStmt
+	run   *flagRun
+}
+
+type dupStmt struct {
+	flags  *flagRun
+	decide *decision
+}
+
+// flagRun is a coalesced run of flags: one candidate per pair, the first
+// sighting fixing the pair's sides and creation time, the strongest
+// evidence its key, reason and confidence (as the insert's ON CONFLICT
+// clause would have left it).
+type flagRun struct {
+	order []streamKey // tenant and pair id
+	pairs map[streamKey]*candidate
+}
+
+type candidate struct {
+	a, b       uuid.UUID
+	key        identity.Key
+	reason     string
+	confidence int
+	causedBy   string
+	at         time.Time
+}
+
+type decision struct {
+	tenant   string
+	pair     uuid.UUID
+	status   string
+	onlyOpen bool // a merge settles open pairs only; staff decisions overrule dismissals too
+	actor    string
+	at       time.Time
+}
+
+func (d *duplicateWrites) note(k streamKey, v any, at time.Time) {
+	switch e := v.(type) {
+	case *customer.DuplicateFlagged:
+		for _, c := range e.Candidates {
+			if c.Other == uuid.Nil || c.Other == k.id {
+				continue
+			}
+			d.flag(k.tenant, candidate{a: k.id, b: c.Other, key: c.Key, reason: c.Reason, confidence: c.Confidence, causedBy: e.CausedBy, at: at})
+		}
+	case *customer.DuplicateCleared:
+		var status string
+		switch strings.ToLower(e.Action) {
+		case "merged":
+			status = DuplicateMerged
+		case "dismissed":
+			status = DuplicateDismissed
+		default:
+			return // an action this model does not know changes nothing
+		}
+		d.decide(decision{tenant: k.tenant, pair: PairID(k.tenant, k.id, e.Other), status: status, actor: e.Actor, at: at})
+	case *customer.Merged:
+		d.decide(decision{tenant: k.tenant, pair: PairID(k.tenant, k.id, e.SourceID), status: DuplicateMerged, onlyOpen: true, actor: e.Actor, at: at})
+	}
+}
+
+func (d *duplicateWrites) flag(tenant string, c candidate) {
+	if d.run == nil {
+		d.run = &flagRun{pairs: map[streamKey]*candidate{}}
+		d.stmts = append(d.stmts, dupStmt{flags: d.run})
+	}
+	k := streamKey{tenant: tenant, id: PairID(tenant, c.a, c.b)}
+	prev, ok := d.run.pairs[k]
+	switch {
+	case !ok:
+		d.run.order = append(d.run.order, k)
+		d.run.pairs[k] = &c
+	case c.confidence > prev.confidence:
+		prev.key, prev.reason, prev.confidence, prev.causedBy = c.key, c.reason, c.confidence, c.causedBy
+	}
+}
+
+func (d *duplicateWrites) decide(dec decision) {
+	d.run = nil
+	d.stmts = append(d.stmts, dupStmt{decide: &dec})
+}
+
+func (d *duplicateWrites) queue(b *pgx.Batch, table string) {
+	insert := fmt.Sprintf(`INSERT INTO %s AS d (tenant_id, id, customer_a, customer_b, key_kind, key_value, reason, confidence, caused_by, created_at)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::text[], $10::timestamptz[])
+ON CONFLICT (tenant_id, id) DO UPDATE SET key_kind = excluded.key_kind, key_value = excluded.key_value,
+    reason = excluded.reason, confidence = excluded.confidence, caused_by = excluded.caused_by
+WHERE d.status = 'OPEN' AND excluded.confidence > d.confidence`, table)
+	// Staff may merge a pair they had dismissed; nothing reopens a merge.
+	update := fmt.Sprintf(`UPDATE %s SET status = $3, resolved_by = $4, resolved_at = $5
+WHERE tenant_id = $1 AND id = $2 AND status <> 'MERGED' AND (status = 'OPEN' OR NOT $6)`, table)
+	for _, s := range d.stmts {
+		if s.decide != nil {
+			x := s.decide
+			b.Queue(update, x.tenant, x.pair, x.status, optional(x.actor), x.at, x.onlyOpen)
+			continue
+		}
+		n := len(s.flags.order)
+		var (
+			tenants                      = make([]string, n)
+			ids, as, bs                  = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+			kinds, values, reasons, cbys = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			confs                        = make([]int32, n)
+			ats                          = make([]time.Time, n)
+		)
+		for i, k := range s.flags.order {
+			c := s.flags.pairs[k]
+			tenants[i], ids[i], as[i], bs[i] = k.tenant, k.id, c.a, c.b
+			kinds[i], values[i], reasons[i], cbys[i] = string(c.key.Kind), c.key.Value, c.reason, c.causedBy
+			confs[i], ats[i] = int32(c.confidence), c.at
+		}
+		b.Queue(insert, tenants, ids, as, bs, kinds, values, reasons, confs, cbys, ats)
+	}
+}

@@ -43,6 +43,7 @@ CREATE TABLE customers (
         to_tsvector('simple'::regconfig,
             coalesce(first_name, '') || ' ' || coalesce(last_name, '') || ' ' || coalesce(display_name, '') || ' ' ||
             coalesce(email, '') || ' ' || replace(coalesce(email, ''), '@', ' ') || ' ' ||
+            translate(split_part(coalesce(email, ''), '@', 1), '._-+', '    ') || ' ' ||
             coalesce(phone_number, '') || ' ' || ltrim(coalesce(phone_number, ''), '+'))
     ) STORED,
     PRIMARY KEY (tenant_id, id)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"testing"
@@ -43,6 +44,10 @@ func newCustomerWorld(t *testing.T) *customerWorld {
 	require.NoError(t, err)
 	api := httpapi.New(slog.New(slog.NewTextHandler(io.Discard, nil)), v, prometheus.NewRegistry())
 	env := customerstest.New(t)
+	// serve registers the command routes first: a PATCH /customers/{id}
+	// ahead of GET /customers/resolve must not take "resolve" for an id.
+	api.Handle(httpapi.Route{Method: http.MethodPatch, Path: "/customers/{id}", Role: auth.RoleWrite},
+		func(w http.ResponseWriter, r *http.Request) error { return httpapi.Conflict("not in this test") })
 	api.RegisterCustomerQueries(httpapi.CustomerQueries{DB: env.Pool, Store: env.Store})
 
 	w := &customerWorld{api: api, env: env,

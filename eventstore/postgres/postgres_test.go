@@ -96,13 +96,24 @@ func TestGapSafety(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Two streams of its own, appended to at exact versions (the
+			// one-round-trip path), and one shared by all at any version.
 			streams := []string{fmt.Sprintf("gap-%d.a", w), fmt.Sprintf("gap-%d.b", w), "gap-shared"}
+			versions := make([]uint64, 2)
 			for i := range appendsEach {
 				batch := make([]eventstore.EventData, 1+rand.IntN(4))
 				for j := range batch {
 					batch[j] = testEvent(w*10000 + i*10 + j)
 				}
-				_, err := s.Append(ctx, streams[rand.IntN(len(streams))], eventstore.Any, batch...)
+				k := rand.IntN(len(streams))
+				expected := eventstore.Any
+				if k < 2 {
+					expected = eventstore.Exact(versions[k])
+				}
+				res, err := s.Append(ctx, streams[k], expected, batch...)
+				if err == nil && k < 2 {
+					versions[k] = res.Version
+				}
 				mu.Lock()
 				for _, e := range batch {
 					switch {
@@ -213,6 +224,72 @@ func isClosed(ch chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// TestExactContention has writers race for the same streams at exact
+// versions, retrying on conflict: the one-round-trip path under lock waits.
+// The global log must hold each stream's events in version order, once.
+func TestExactContention(t *testing.T) {
+	t.Parallel()
+	const writers, appendsEach, streams = 16, 40, 4
+	pool := newPool(t, writers+4)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s := New(pool, WithPollInterval(100*time.Millisecond))
+	defer s.Close()
+	sub, err := s.Subscribe(ctx, eventstore.Start, eventstore.Filter{}, 100)
+	require.NoError(t, err)
+	defer sub.Close()
+
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range appendsEach {
+				stream := fmt.Sprintf("race-%d", rand.IntN(streams))
+				e := testEvent(w*1000 + i)
+				for {
+					var version uint64
+					last, err := s.ReadStreamBackward(ctx, stream, 0, 1)
+					if err == nil {
+						version = last[0].Version
+					} else if !errors.Is(err, eventstore.ErrStreamNotFound) {
+						t.Errorf("read: %v", err)
+						return
+					}
+					_, err = s.Append(ctx, stream, eventstore.Exact(version), e)
+					if errors.Is(err, eventstore.ErrConflict) {
+						continue
+					}
+					if err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+					break
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	versions := map[string]uint64{}
+	seen := map[uuid.UUID]bool{}
+	for len(seen) < writers*appendsEach {
+		b, err := sub.Next(ctx)
+		require.NoError(t, err)
+		for _, e := range b.Events {
+			require.False(t, seen[e.ID], "event %s seen twice", e.ID)
+			seen[e.ID] = true
+			require.Equal(t, versions[e.Stream]+1, e.Version, "stream %s out of order in the global log", e.Stream)
+			versions[e.Stream] = e.Version
+		}
+	}
+	var total uint64
+	for _, v := range versions {
+		total += v
+	}
+	assert.Equal(t, uint64(writers*appendsEach), total)
 }
 
 // TestVisibilityWaitsForOlderTransactions holds one append open while a

@@ -9,14 +9,14 @@
 // that could still commit with a smaller key, which ordering by a sequence
 // alone cannot promise (sequence values are taken at insert, not at commit).
 //
-// Appends take a transaction-scoped advisory lock per target stream, read
-// the streams' versions and which of the events they already hold, check
-// expectations in Go, then write every event of the call at once (INSERT
-// over arrays, or COPY from 100 events on): a call costs two round trips,
-// three with COPY, however many events and streams it carries. Because the
-// locks are taken before the transaction has an id, each stream's events
-// also appear in the global order by version. NOTIFY follows the commit
-// (see notifier) and wakes subscriptions, which also poll.
+// Appends take a transaction-scoped advisory lock per target stream, then
+// write every event of the call at once, by INSERT over arrays or by COPY:
+// one round trip when the caller names the versions its streams are at,
+// two or three otherwise, however many events and streams the call carries
+// (see append.go). Because the locks are taken before the transaction has an
+// id, each stream's events also appear in the global order by version.
+// NOTIFY follows the commit (see notifier) and wakes subscriptions, which
+// also poll.
 package postgres
 
 import (
@@ -129,12 +129,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	if from > math.MaxInt64 {
 		from = math.MaxInt64
 	}
-	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
+	events, err := s.readStream(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3`,
 		stream, int64(from), sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
-	return s.orNotFound(ctx, stream, events)
+	return events, nil
 }
 
 // ReadStreamBackward answers up to limit events of stream from version from
@@ -144,28 +144,32 @@ func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint
 	if from == 0 || from > math.MaxInt64 {
 		upTo = math.MaxInt64
 	}
-	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`,
+	events, err := s.readStream(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = $1 AND version <= $2 ORDER BY version DESC LIMIT $3`,
 		stream, upTo, sqlLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("read %s backward: %w", stream, err)
 	}
-	return s.orNotFound(ctx, stream, events)
+	return events, nil
 }
 
-// orNotFound tells an empty read of an existing stream from a read of a
-// stream that does not exist.
-func (s *Store) orNotFound(ctx context.Context, stream string, events []eventstore.Event) ([]eventstore.Event, error) {
-	if len(events) > 0 {
-		return events, nil
+// readStream runs a read of one stream and tells an empty read of an
+// existing stream from a read of a stream that does not exist.
+func (s *Store) readStream(ctx context.Context, sql string, stream string, args ...any) ([]eventstore.Event, error) {
+	args = append([]any{stream}, args...)
+	events, err := s.query(ctx, sql, args...)
+	if err != nil || len(events) > 0 {
+		return events, err
 	}
 	var exists bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE stream = $1)`, stream).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
+		return nil, err
 	}
 	if !exists {
-		return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+		return nil, eventstore.ErrStreamNotFound
 	}
-	return []eventstore.Event{}, nil
+	// The stream may have been created between the two statements: read
+	// again, now that it exists, rather than answer it empty.
+	return s.query(ctx, sql, args...)
 }
 
 // The row comparison on (tx_id, seq) matches the primary key, so the read is

@@ -67,6 +67,8 @@ type ProfileMergedData struct {
 // how far it has published.
 type Projector struct {
 	Publisher message.Publisher
+	// Topic overrides the stream published to (tests); Topic when empty.
+	Topic string
 }
 
 var _ projections.Projector = (*Projector)(nil)
@@ -104,8 +106,12 @@ func (p *Projector) Apply(ctx context.Context, _ pgx.Tx, _ projections.Tables, e
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := p.Publisher.Publish(Topic, msgs...); err != nil {
-		return fmt.Errorf("publish to %s: %w", Topic, err)
+	topic := p.Topic
+	if topic == "" {
+		topic = Topic
+	}
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish to %s: %w", topic, err)
 	}
 	return nil
 }

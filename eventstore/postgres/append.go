@@ -40,7 +40,7 @@ const lockNamespace = 0x63726d65
 
 // defaultCopyFrom is the number of events from which an append writes by
 // COPY rather than by INSERT.
-const defaultCopyFrom = 100000
+const defaultCopyFrom = 100
 
 // maxDeadlockRetries bounds how often an append is retried after PostgreSQL
 // broke a deadlock by aborting it.

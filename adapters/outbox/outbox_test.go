@@ -18,6 +18,7 @@ import (
 	"github.com/clubcrm/crm/adapters/outbox"
 	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
+	"github.com/clubcrm/crm/adapters/redistest"
 	"github.com/clubcrm/crm/commands"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
 	"github.com/clubcrm/crm/projections"
@@ -44,10 +45,8 @@ func TestPublishesProducedEvents(t *testing.T) {
 	_, err = (&commands.Merge{Store: store, Index: index}).Handle(ctx, a, jane.Profile.ID, sam.Profile.ID)
 	require.NoError(t, err)
 
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	defer rdb.Close()
 	topic := "test.crm.events." + uuid.NewString()
-	t.Cleanup(func() { rdb.Del(context.Background(), topic) })
+	rdb := redistest.New(t, topic)
 	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: rdb}, watermill.NopLogger{})
 	require.NoError(t, err)
 	rt, err := projections.New(pool, store, []projections.Projector{&outbox.Projector{Publisher: pub, Topic: topic}},

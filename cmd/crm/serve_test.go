@@ -15,6 +15,7 @@ import (
 
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
+	"github.com/clubcrm/crm/adapters/redistest"
 )
 
 const testSecret = "serve-test-secret-0123456789"
@@ -60,7 +61,7 @@ func tokenFor(t *testing.T, tenant string, roles ...string) string {
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	cfg := &Config{
-		DatabaseURL: pgtest.NewDatabase(t), RedisURL: "redis://127.0.0.1:6379/0", HTTPAddr: "127.0.0.1:0",
+		DatabaseURL: pgtest.NewDatabase(t), RedisURL: redistest.URL(), HTTPAddr: "127.0.0.1:0",
 		EventStore: "postgres", JWTSecret: testSecret, Roles: []string{roleAPI, roleProjector},
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -34,7 +34,7 @@ const tenant = "club-a"
 
 // newRedis answers a client on the Redis of TEST_REDIS_URL (default: the
 // local server).
-func newRedis(t *testing.T) *redis.Client {
+func newRedis(t testing.TB) *redis.Client {
 	t.Helper()
 	url := os.Getenv("TEST_REDIS_URL")
 	if url == "" {
@@ -54,7 +54,7 @@ type names struct {
 	scl, teetime, messaging, dead string
 }
 
-func newNames(t *testing.T, rdb *redis.Client) names {
+func newNames(t testing.TB, rdb *redis.Client) names {
 	b := make([]byte, 5)
 	_, _ = rand.Read(b)
 	p := "test." + hex.EncodeToString(b) + "."
@@ -65,7 +65,7 @@ func newNames(t *testing.T, rdb *redis.Client) names {
 
 func (n names) streams() []string { return []string{n.scl, n.teetime, n.messaging} }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -162,7 +162,7 @@ func (fixedSettings) IdentitySettings(context.Context, string) (identity.Setting
 }
 
 // realIngest answers the ingest command on a fresh database.
-func realIngest(t *testing.T) (*commands.Ingest, eventstore.Store) {
+func realIngest(t testing.TB) (*commands.Ingest, eventstore.Store) {
 	t.Helper()
 	pool, _ := pgtest.New(t)
 	store := pgstore.New(pool)

@@ -8,6 +8,8 @@
 // transaction still running began; so a reader never moves past an event
 // that could still commit with a smaller key, which ordering by a sequence
 // alone cannot promise (sequence values are taken at insert, not at commit).
+// The price: transaction ids are server-wide, so a long writing transaction
+// in any database of the server holds back what readers see until it ends.
 //
 // Appends take a transaction-scoped advisory lock per target stream, then
 // write every event of the call at once, by INSERT over arrays or by COPY:
@@ -79,8 +81,9 @@ func WithPollInterval(d time.Duration) Option {
 	}
 }
 
-// WithChannel sets the LISTEN/NOTIFY channel, for several stores sharing one
-// database under different table sets or tests that must not wake each other.
+// WithChannel sets the LISTEN/NOTIFY channel, so that stores whose
+// subscriptions need not wake each other (other services' databases on the
+// same server, say) do not.
 func WithChannel(name string) Option {
 	return func(s *Store) {
 		if name != "" {

@@ -14,8 +14,13 @@ import (
 	"github.com/clubcrm/crm/eventstore"
 )
 
-// SchemaVersion is the version of the event payloads this code writes.
-const SchemaVersion = 1
+// Schemas answers the upcasters of every event type whose payload changed
+// shape since it was first written: the store wrapped with them
+// (eventstore.Upcasting) hands every reader the newest shape and stamps
+// appends with it. No type has changed yet; register one as
+//
+//	u.Register("customer.created", 1, func(old json.RawMessage) (json.RawMessage, error) { ... })
+func Schemas() *eventstore.Upcasters { return eventstore.NewUpcasters() }
 
 // maxAttempts bounds how often a command reloads and decides again after
 // losing a race to another writer.
@@ -119,7 +124,7 @@ func (c cause) eventData(stream string, evs []customer.Event) ([]eventstore.Even
 			ID:         eventstore.DeriveID(c.tenant, c.id, stream, e.Type),
 			Type:       e.Type,
 			Data:       b,
-			Metadata:   eventstore.Metadata{TenantID: c.tenant, CorrelationID: corr, CausationID: c.id, Actor: c.actor, SchemaVersion: SchemaVersion},
+			Metadata:   eventstore.Metadata{TenantID: c.tenant, CorrelationID: corr, CausationID: c.id, Actor: c.actor},
 			OccurredAt: c.occurredAt,
 		})
 	}

@@ -121,7 +121,7 @@ func (s *Settings) Put(ctx context.Context, tenant, actor, commandID string, v i
 		ID:         eventstore.DeriveID(tenant, commandID, stream, TypeSettingsChanged),
 		Type:       TypeSettingsChanged,
 		Data:       data,
-		Metadata:   eventstore.Metadata{TenantID: tenant, CorrelationID: commandID, CausationID: commandID, Actor: actor, SchemaVersion: SchemaVersion},
+		Metadata:   eventstore.Metadata{TenantID: tenant, CorrelationID: commandID, CausationID: commandID, Actor: actor},
 		OccurredAt: s.now().UTC(),
 	})
 	if err != nil {

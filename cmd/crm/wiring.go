@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clubcrm/crm/adapters/outbox"
+	app "github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/eventstore/esdb"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
@@ -28,9 +29,9 @@ func openEventStore(ctx context.Context, cfg *Config, pool *pgxpool.Pool) (event
 		if err != nil {
 			return nil, fmt.Errorf("EVENTSTORE_URL: %w", err)
 		}
-		return s, nil
+		return eventstore.Upcasting(s, app.Schemas()), nil
 	default:
-		return pgstore.New(pool), nil
+		return eventstore.Upcasting(pgstore.New(pool), app.Schemas()), nil
 	}
 }
 

@@ -148,7 +148,7 @@ func (e *Env) appendOf(p *customer.Profile, evs []customer.Event, actor, causedB
 			ID:         eventstore.DeriveID(p.TenantID, causedBy, stream, ev.Type),
 			Type:       ev.Type,
 			Data:       b,
-			Metadata:   eventstore.Metadata{TenantID: p.TenantID, CorrelationID: causedBy, CausationID: causedBy, Actor: actor, SchemaVersion: commands.SchemaVersion},
+			Metadata:   eventstore.Metadata{TenantID: p.TenantID, CorrelationID: causedBy, CausationID: causedBy, Actor: actor, SchemaVersion: 1},
 			OccurredAt: time.Now().UTC(),
 		})
 	}

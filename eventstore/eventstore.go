@@ -31,6 +31,19 @@ const (
 // Exact expects the stream to hold exactly v events.
 func Exact(v uint64) Expected { return Expected(v) }
 
+// Allows reports whether a stream holding version events meets e.
+func (e Expected) Allows(version uint64) bool {
+	switch e {
+	case Any:
+		return true
+	case NoStream:
+		return version == 0
+	case StreamExists:
+		return version > 0
+	}
+	return uint64(e) == version
+}
+
 func (e Expected) String() string {
 	switch e {
 	case Any:

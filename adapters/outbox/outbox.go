@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/projections"
@@ -31,14 +32,7 @@ const (
 
 // Envelope is the shape of every produced event: the upstream contract's
 // envelope, with source "crm".
-type Envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Source     string          `json:"source"`
-	TenantID   string          `json:"tenantId"`
-	OccurredAt time.Time       `json:"occurredAt"`
-	Data       json.RawMessage `json:"data"`
-}
+type Envelope = commands.Envelope
 
 // ProfileCreatedData is the data of crm.profile.created.
 type ProfileCreatedData struct {

@@ -37,19 +37,6 @@ func expectedRevision(e eventstore.Expected) (esdbclient.ExpectedRevision, error
 	return nil, fmt.Errorf("%w: expected version %d", eventstore.ErrInvalid, int64(e))
 }
 
-// satisfies reports whether a stream at version cur meets expected; used to
-// answer a conflict without a write the server would refuse.
-func satisfies(expected eventstore.Expected, cur uint64) bool {
-	switch expected {
-	case eventstore.Any:
-		return true
-	case eventstore.NoStream:
-		return cur == 0
-	case eventstore.StreamExists:
-		return cur > 0
-	}
-	return expected >= 0 && uint64(expected) == cur
-}
 
 // conflictActual is the Actual of a ConflictError for a stream at version
 // cur: -1 stands for a stream that holds no events, as in every backend.

@@ -62,8 +62,8 @@ func TestSatisfies(t *testing.T) {
 		{eventstore.Exact(1), 2, false},
 	}
 	for _, tc := range tests {
-		if got := satisfies(tc.expected, tc.cur); got != tc.want {
-			t.Errorf("satisfies(%v, %d) = %v, want %v", tc.expected, tc.cur, got, tc.want)
+		if got := tc.expected.Allows(tc.cur); got != tc.want {
+			t.Errorf("%v.Allows(%d) = %v, want %v", tc.expected, tc.cur, got, tc.want)
 		}
 	}
 	if got := conflictActual(0); got != -1 {

@@ -134,7 +134,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	// The read above tells the answer to an expectation that already fails;
 	// asking the server too would only cost a round trip.
-	if !satisfies(expected, state.version) {
+	if !expected.Allows(state.version) {
 		return eventstore.AppendResult{}, &eventstore.ConflictError{Stream: stream, Expected: expected, Actual: conflictActual(state.version)}
 	}
 

@@ -198,7 +198,7 @@ func decide(appends []eventstore.Append, in *prepared, versions map[string]int64
 			w.results[i].Version = uint64(cur)
 			continue
 		}
-		if !satisfies(a.Expected, cur) {
+		if !a.Expected.Allows(uint64(cur)) {
 			actual := cur
 			if actual == 0 {
 				actual = -1
@@ -212,18 +212,6 @@ func decide(appends []eventstore.Append, in *prepared, versions map[string]int64
 	return w, nil
 }
 
-// satisfies reports whether a stream at version cur meets expected.
-func satisfies(expected eventstore.Expected, cur int64) bool {
-	switch expected {
-	case eventstore.Any:
-		return true
-	case eventstore.NoStream:
-		return cur == 0
-	case eventstore.StreamExists:
-		return cur > 0
-	}
-	return int64(expected) == cur
-}
 
 func (w *writeSet) insertArgs() []any {
 	return []any{w.ids, w.streams, w.versions, w.types, w.data, w.metadata, w.tenants, w.occurred}

@@ -17,8 +17,10 @@ RACE_TIMEOUT ?= 20m
 TESTFLAGS ?=
 PKGS ?= ./...
 
-# Benchmark size: small or large (crmbench's default).
+# Benchmark size: smoke, small or large (crmbench's default); BENCH_FLAGS
+# passes more, e.g. BENCH_FLAGS='-profile /tmp/prof -only service'.
 BENCH_SCALE ?= large
+BENCH_FLAGS ?=
 
 # staticcheck, pinned. `go list -m -versions honnef.co/go/tools` lists what the
 # module proxy has; v0.8.2 is staticcheck 2026.2.2, the newest release there.
@@ -79,10 +81,10 @@ test-race: services ## All tests with the race detector
 	$(GO) test -race -count=1 -timeout $(RACE_TIMEOUT) $(TESTFLAGS) $(PKGS)
 
 bench: export BENCH_SCALE := $(BENCH_SCALE)
-bench: services ## Run the benchmark program (BENCH_SCALE=small|large, default large)
-	$(GO) run ./cmd/crmbench
+bench: services ## Run the benchmark harness (BENCH_SCALE=smoke|small|large, default large; docs/performance.md)
+	$(GO) run ./cmd/crmbench $(BENCH_FLAGS)
 
-bench-small: ## Run the benchmark program at BENCH_SCALE=small
+bench-small: ## Run the benchmark harness at BENCH_SCALE=small (about two minutes)
 	@$(MAKE) bench BENCH_SCALE=small
 
 lint: ## gofmt (must list nothing), go vet and staticcheck

@@ -1,9 +1,14 @@
 package commands
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,15 +41,38 @@ type Result struct {
 }
 
 // Ingest turns upstream events into domain events on the people they
-// concern. It works on batches: one identity transaction and one append
-// per tenant per batch, so throughput comes from batching, not from
-// skipping a guarantee.
+// concern. It works on batches: one inbox look-up, one identity
+// transaction, one append and one inbox record per tenant per batch, the
+// tenants of a batch in parallel, so throughput comes from batching, not
+// from skipping a guarantee. Profiles are kept folded between batches (see
+// profileCache), so an event about someone seen recently reads no stream.
 type Ingest struct {
 	Store    eventstore.Store
 	Index    IdentityIndex
 	Inbox    Inbox
 	Settings SettingsSource
 	Log      *slog.Logger
+	// ProfileCacheSize bounds how many folded profiles are kept between
+	// batches (see profileCache): 0 means DefaultProfileCacheSize, a
+	// negative number none at all.
+	ProfileCacheSize int
+
+	cacheOnce sync.Once
+	cache     *profileCache
+}
+
+// profiles answers the profile cache, nil when there is none.
+func (h *Ingest) profiles() *profileCache {
+	h.cacheOnce.Do(func() {
+		size := h.ProfileCacheSize
+		if size == 0 {
+			size = DefaultProfileCacheSize
+		}
+		if size > 0 {
+			h.cache = newProfileCache(size)
+		}
+	})
+	return h.cache
 }
 
 // Handle processes a batch. It answers a result per envelope, in order;
@@ -69,12 +97,56 @@ func (h *Ingest) Handle(ctx context.Context, batch []Envelope) ([]Result, error)
 		}
 		byTenant[e.TenantID] = append(byTenant[e.TenantID], i)
 	}
-	for _, t := range tenants {
-		if err := h.handleTenant(ctx, t, batch, byTenant[t], results); err != nil {
-			return nil, fmt.Errorf("tenant %s: %w", t, err)
-		}
+	// Tenants share no profile and no identity key: they go in parallel,
+	// each in its own transactions, so one tenant's round trips overlap
+	// another's work. Each writes only its own envelopes' results.
+	errs := make([]error, len(tenants))
+	var (
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, tenantParallelism)
+		panicMu  sync.Mutex
+		panicked any
+	)
+	for n, t := range tenants {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			defer func() {
+				// A panic belongs to the caller, as if the tenants ran in
+				// its goroutine: it would end the process here.
+				if r := recover(); r != nil {
+					panicMu.Lock()
+					panicked = fmt.Sprintf("%v\n\n%s", r, debug.Stack())
+					panicMu.Unlock()
+				}
+			}()
+			if err := h.handleTenant(ctx, t, batch, byTenant[t], results); err != nil {
+				errs[n] = fmt.Errorf("tenant %s: %w", t, err)
+			}
+		})
+	}
+	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return results, nil
+}
+
+// tenantParallelism bounds the tenants of a batch handled at once.
+const tenantParallelism = 4
+
+// DecodeEnvelope decodes an envelope without checking it against the
+// contract: Handle does that, and answers Invalid with the reasons. A
+// caller that hands the envelope to Handle anyway saves checking it twice.
+func DecodeEnvelope(b []byte) (Envelope, error) {
+	var e Envelope
+	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&e); err != nil {
+		return e, fmt.Errorf("%w: envelope is not JSON of the contract's shape: %v", ErrInvalidEnvelope, err)
+	}
+	return e, nil
 }
 
 // plan is what one envelope will do.
@@ -97,13 +169,18 @@ func (h *Ingest) handleTenant(ctx context.Context, tenant string, batch []Envelo
 		return err
 	}
 	var fresh []int
-	inBatch := map[string]bool{}
+	first := map[string]int{} // envelope id → index of its first fresh occurrence
+	var again []int           // repeats within the batch
 	for _, i := range idxs {
-		if stream, ok := seen[batch[i].ID]; ok || inBatch[batch[i].ID] {
+		if stream, ok := seen[batch[i].ID]; ok {
 			results[i].Status, results[i].Stream = Duplicate, stream
 			continue
 		}
-		inBatch[batch[i].ID] = true
+		if _, ok := first[batch[i].ID]; ok {
+			again = append(again, i)
+			continue
+		}
+		first[batch[i].ID] = i
 		fresh = append(fresh, i)
 	}
 	if len(fresh) == 0 {
@@ -113,14 +190,33 @@ func (h *Ingest) handleTenant(ctx context.Context, tenant string, batch []Envelo
 	if err != nil {
 		return err
 	}
-	return retryConflicts(ctx, func() error {
-		return h.attempt(ctx, tenant, settings, batch, fresh, results)
+	// After a lost race, every attempt reads each profile from its
+	// stream: the conflict may come from what the cache or the guess that
+	// a new profile is empty held.
+	cautious := false
+	err = retryConflicts(ctx, func() error {
+		err := h.attempt(ctx, tenant, settings, batch, fresh, results, cautious)
+		cautious = cautious || errors.Is(err, eventstore.ErrConflict)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	// A repeat within the batch answers like a redelivery after it.
+	for _, i := range again {
+		results[i].Status, results[i].Stream = Duplicate, results[first[batch[i].ID]].Stream
+	}
+	return nil
 }
 
-func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.Settings, batch []Envelope, fresh []int, results []Result) error {
-	var plans []plan
-	var people []int // indexes into plans of events about a person
+// attempt resolves, decides and appends the fresh envelopes of one tenant.
+// Unless cautious, profiles come from the cache when they are there, and a
+// profile the identity index has just decided to create is taken to be
+// empty without reading its stream: both are checked by the append's
+// exact expected versions, and a conflict makes the next attempt cautious.
+func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.Settings, batch []Envelope, fresh []int, results []Result, cautious bool) error {
+	plans := make([]plan, 0, len(fresh))
+	people := make([]int, 0, len(fresh)) // indexes into plans of events about a person
 	for _, i := range fresh {
 		e := batch[i]
 		p := plan{idx: i}
@@ -166,9 +262,35 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 		}
 	}
 
-	// Load each profile once, let it decide in order, append per stream.
-	profiles := map[uuid.UUID]*customer.Profile{}
-	loaded := map[uuid.UUID]uint64{}
+	// Gather each profile once, let it decide in order, append per stream.
+	bp := &batchProfiles{tenant: tenant, byID: map[uuid.UUID]*customer.Profile{}, loaded: map[uuid.UUID]uint64{}}
+	if !cautious {
+		bp.cache = h.profiles()
+	}
+	var toLoad []uuid.UUID
+	reading := map[uuid.UUID]bool{}
+	for _, pi := range people {
+		p := plans[pi]
+		id := p.customer
+		if _, ok := bp.byID[id]; ok || reading[id] {
+			continue
+		}
+		if c := bp.cache.take(tenant, id); c != nil {
+			bp.add(id, c)
+		} else if !cautious && p.decision.New() {
+			bp.add(id, &customer.Profile{ID: id, TenantID: tenant})
+		} else {
+			toLoad, reading[id] = append(toLoad, id), true
+		}
+	}
+	got, err := h.loadProfiles(ctx, tenant, toLoad)
+	if err != nil {
+		return err
+	}
+	for id, p := range got {
+		bp.add(id, p)
+	}
+
 	var order []string
 	pending := map[string][]eventstore.EventData{}
 	expected := map[string]eventstore.Expected{}
@@ -183,7 +305,7 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 				expected[p.stream] = eventstore.Any
 			}
 		} else {
-			prof, err := h.profile(ctx, tenant, p.customer, profiles, loaded)
+			prof, err := h.profile(ctx, p.customer, bp)
 			if err != nil {
 				return err
 			}
@@ -192,16 +314,19 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 			if err != nil {
 				return fmt.Errorf("ingest %s into %s: %w", e.ID, p.stream, err)
 			}
-			if err := applyAll(prof, evs, e.OccurredAt); err != nil {
-				return err
-			}
 			if _, ok := expected[p.stream]; !ok {
-				expected[p.stream] = eventstore.Exact(loaded[prof.ID])
+				expected[p.stream] = eventstore.Exact(bp.loaded[prof.ID])
 			}
 		}
 		data, err := c.eventData(p.stream, evs)
 		if err != nil {
 			return err
+		}
+		if p.person != (customer.Person{}) {
+			prof := bp.byID[p.customer]
+			if err := applyData(prof, data, e.OccurredAt); err != nil {
+				return err
+			}
 		}
 		if _, ok := pending[p.stream]; !ok {
 			order = append(order, p.stream)
@@ -217,9 +342,27 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 		return fmt.Errorf("append: %w", err)
 	}
 	positions := map[string]eventstore.Position{}
+	versions := map[string]uint64{}
 	for n, s := range order {
 		if n < len(res) {
-			positions[s] = res[n].Position
+			positions[s], versions[s] = res[n].Position, res[n].Version
+		}
+	}
+	// Keep what the batch now knows for the next one. A profile is kept
+	// only if the append wrote every event decided for it: if the store
+	// skipped some as already held, the profile in memory was folded on a
+	// version the stream had already left.
+	for id, prof := range bp.byID {
+		s := customer.Stream(id)
+		if evs, ok := pending[s]; ok {
+			if v, ok := versions[s]; !ok || v != bp.loaded[id]+uint64(len(evs)) || prof.Version != v {
+				continue
+			}
+		} else if prof.Version != bp.loaded[id] {
+			continue
+		}
+		if prof.Exists() {
+			h.profiles().put(tenant, prof)
 		}
 	}
 	entries := make([]InboxEntry, 0, len(plans))
@@ -236,18 +379,32 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 	return h.Inbox.Record(ctx, tenant, entries)
 }
 
-// profile answers the profile id names, loading it once per batch and
-// following merges to the survivor.
-func (h *Ingest) profile(ctx context.Context, tenant string, id uuid.UUID, profiles map[uuid.UUID]*customer.Profile, loaded map[uuid.UUID]uint64) (*customer.Profile, error) {
+// batchProfiles are the profiles one attempt works on, each with the
+// version it had when gathered.
+type batchProfiles struct {
+	tenant string
+	cache  *profileCache // nil when the attempt reads every stream
+	byID   map[uuid.UUID]*customer.Profile
+	loaded map[uuid.UUID]uint64
+}
+
+func (b *batchProfiles) add(id uuid.UUID, p *customer.Profile) {
+	b.byID[id], b.loaded[id] = p, p.Version
+}
+
+// profile answers the profile id names, following merges to the survivor;
+// a profile first reached through a merge is read here.
+func (h *Ingest) profile(ctx context.Context, id uuid.UUID, bp *batchProfiles) (*customer.Profile, error) {
 	for hops := 0; hops < 16; hops++ {
-		p, ok := profiles[id]
+		p, ok := bp.byID[id]
 		if !ok {
-			var err error
-			p, err = LoadProfile(ctx, h.Store, tenant, id)
-			if err != nil {
-				return nil, err
+			if p = bp.cache.take(bp.tenant, id); p == nil {
+				var err error
+				if p, err = LoadProfile(ctx, h.Store, bp.tenant, id); err != nil {
+					return nil, err
+				}
 			}
-			profiles[id], loaded[id] = p, p.Version
+			bp.add(id, p)
 		}
 		if p.Status != customer.StatusMerged || p.MergedInto == nil {
 			return p, nil
@@ -255,6 +412,19 @@ func (h *Ingest) profile(ctx context.Context, tenant string, id uuid.UUID, profi
 		id = *p.MergedInto
 	}
 	return nil, fmt.Errorf("profile %s: merge chain longer than 16", id)
+}
+
+// applyData folds events about to be appended into p, from the form they
+// are stored in, so the state in memory is exactly what a later load folds.
+func applyData(p *customer.Profile, data []eventstore.EventData, at time.Time) error {
+	for _, d := range data {
+		v, err := customer.Decode(d.Type, d.Data)
+		if err != nil {
+			return fmt.Errorf("fold %s into %s: %w", d.Type, customer.Stream(p.ID), err)
+		}
+		p.Apply(v, at)
+	}
+	return nil
 }
 
 func applyAll(p *customer.Profile, evs []customer.Event, at time.Time) error {

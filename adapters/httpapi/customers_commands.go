@@ -37,6 +37,23 @@ type CustomerCommands struct {
 	Resolve   *commands.ResolveDuplicate
 	Settings  *commands.Settings
 	Duplicate func(ctx context.Context, tenant string, id uuid.UUID) (customers.Duplicate, error)
+	// Computed, when set, fills the computed fields (metrics, scores) of
+	// the profiles commands answer from the read models.
+	Computed func(ctx context.Context, tenant string, id uuid.UUID) (customers.Computed, error)
+}
+
+// present answers the representation of a profile a command left, with
+// the computed fields the read models hold for it.
+func (c CustomerCommands) present(r *http.Request, p *customer.Profile) (customers.Customer, error) {
+	out := customers.FromProfile(p)
+	if c.Computed != nil {
+		x, err := c.Computed(r.Context(), Tenant(r), p.ID)
+		if err != nil {
+			return customers.Customer{}, err
+		}
+		out.SetComputed(x)
+	}
+	return out, nil
 }
 
 // RegisterRequest is the body of POST /customers.
@@ -103,6 +120,7 @@ type EditRequest struct {
 	LifecycleStage *customer.Lifecycle   `json:"lifecycleStage,omitempty" enum:"GUEST,PROSPECT,MEMBER,LAPSED,CHURNED"`
 	Status         *customer.Status      `json:"status,omitempty" enum:"ACTIVE,ARCHIVED"`
 	ExternalIDs    *customer.ExternalIDs `json:"externalIds,omitempty"`
+	Tags           *[]string             `json:"tags,omitempty" doc:"replaces the tag set (normalised: trimmed, lower-case)"`
 }
 
 // upstreamOwned fields belong to SCL, TeeTime or Messaging, and computed
@@ -114,7 +132,7 @@ var (
 		"homeClubId": "SCL or TeeTime", "membershipTier": "SCL", "membershipStatus": "SCL", "emailOptIn": "Messaging (consent)",
 		"smsOptIn": "Messaging (consent)", "pushOptIn": "Messaging (consent)", "whatsappOptIn": "Messaging (consent)",
 		"engagementScore": "computed", "churnRiskScore": "computed", "lifetimeValue": "computed", "lastActivityAt": "computed",
-		"activityCount30d": "computed", "bookingCount30d": "computed", "id": "the CRM", "tenantId": "the token", "version": "the CRM",
+		"activityCount30d": "computed", "bookingCount30d": "computed", "lifetimeValueCurrency": "computed", "id": "the CRM", "tenantId": "the token", "version": "the CRM",
 		"createdAt": "the CRM", "updatedAt": "the CRM", "mergedInto": "merges", "aliases": "identity resolution",
 	}
 )
@@ -195,7 +213,11 @@ func (a *API) RegisterCustomerCommands(c CustomerCommands) {
 			if res.Created {
 				status = http.StatusCreated
 			}
-			writeWritten(w, status, res.Position, Resolved{Customer: customers.FromProfile(res.Profile), MatchedBy: res.MatchedBy, Confidence: res.Confidence})
+			out, err := c.present(r, res.Profile)
+			if err != nil {
+				return err
+			}
+			writeWritten(w, status, res.Position, Resolved{Customer: out, MatchedBy: res.MatchedBy, Confidence: res.Confidence})
 			return nil
 		})
 
@@ -227,11 +249,19 @@ func (a *API) RegisterCustomerCommands(c CustomerCommands) {
 			if err := dec.Decode(&in); err != nil {
 				return decodeProblem(err)
 			}
-			wr, err := c.Edit.Handle(r.Context(), actor(r), id, commands.EditCustomer{DisplayName: in.DisplayName, LifecycleStage: in.LifecycleStage, Status: in.Status, ExternalIDs: in.ExternalIDs})
+			var tags []string
+			if in.Tags != nil {
+				tags = append([]string{}, *in.Tags...)
+			}
+			wr, err := c.Edit.HandleWithTags(r.Context(), actor(r), id, commands.EditCustomer{DisplayName: in.DisplayName, LifecycleStage: in.LifecycleStage, Status: in.Status, ExternalIDs: in.ExternalIDs}, tags)
 			if err != nil {
 				return commandError(err)
 			}
-			writeWritten(w, http.StatusOK, wr.Position, customers.FromProfile(wr.Profile))
+			out, err := c.present(r, wr.Profile)
+			if err != nil {
+				return err
+			}
+			writeWritten(w, http.StatusOK, wr.Position, out)
 			return nil
 		})
 
@@ -253,7 +283,11 @@ func (a *API) RegisterCustomerCommands(c CustomerCommands) {
 			if err != nil {
 				return commandError(err)
 			}
-			writeWritten(w, http.StatusOK, wr.Position, customers.FromProfile(wr.Profile))
+			out, err := c.present(r, wr.Profile)
+			if err != nil {
+				return err
+			}
+			writeWritten(w, http.StatusOK, wr.Position, out)
 			return nil
 		})
 
@@ -282,7 +316,11 @@ func (a *API) RegisterCustomerCommands(c CustomerCommands) {
 			if err != nil {
 				return commandError(err)
 			}
-			writeWritten(w, http.StatusOK, wr.Position, customers.FromProfile(wr.Profile))
+			out, err := c.present(r, wr.Profile)
+			if err != nil {
+				return err
+			}
+			writeWritten(w, http.StatusOK, wr.Position, out)
 			return nil
 		})
 

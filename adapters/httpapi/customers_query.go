@@ -360,6 +360,14 @@ func customerFilter(r *http.Request) (customers.Filter, error) {
 	if f.LifecycleStage != "" && !slices.Contains(lifecycleNames, f.LifecycleStage) {
 		errs = append(errs, FieldError{Field: "lifecycleStage", Reason: "must be one of " + strings.Join(lifecycleNames, ", ")})
 	}
+	if f.Tag != "" {
+		// Tags are stored normalised: find "VIP " as vip.
+		t, err := customer.NormalizeTag(f.Tag)
+		if err != nil {
+			errs = append(errs, FieldError{Field: "tag", Reason: err.Error()})
+		}
+		f.Tag = t
+	}
 	if len(errs) > 0 {
 		return customers.Filter{}, Invalid(errs...)
 	}

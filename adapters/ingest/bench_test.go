@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -20,6 +25,7 @@ import (
 	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 	"github.com/clubcrm/crm/commands"
+	"github.com/clubcrm/crm/eventstore"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
 	"github.com/clubcrm/crm/projections"
 	"github.com/clubcrm/crm/readmodels/customers"
@@ -39,6 +45,8 @@ import (
 //	INGEST_BENCH_EVENTS   events per run of BenchmarkIngestPipeline (20000)
 //	INGEST_BENCH_RATE     events/s BenchmarkIngestLatency sends (1000)
 //	INGEST_BENCH_SECONDS  how long BenchmarkIngestLatency sends (10)
+//	INGEST_BENCH_BATCH    the consumer's BatchSize (its default)
+//	INGEST_BENCH_CPUPROFILE  file to write a CPU profile of the drain to
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -198,6 +206,7 @@ func benchConfig(b testing.TB, rdb *redis.Client, n names, h ingest.Handler) ing
 	return ingest.Config{
 		Redis: rdb, Handler: h, Logger: testLogger(b),
 		Streams: n.streams(), DeadLetterStream: n.dead, ConsumerName: "bench",
+		BatchSize: envInt("INGEST_BENCH_BATCH", 0),
 	}
 }
 
@@ -209,7 +218,14 @@ func BenchmarkIngestPipeline(b *testing.B) {
 	rdb := newRedis(b)
 	for i := range b.N {
 		n := newNames(b, rdb)
-		h, _ := realIngest(b)
+		pool, _ := pgtest.New(b)
+		store := pgstore.New(pool)
+		b.Cleanup(func() { store.Close() })
+		idx := &postgres.IdentityIndex{Pool: pool}
+		h := &commands.Ingest{Store: store, Index: idx, Inbox: idx, Settings: fixedSettings{}, Log: testLogger(b)}
+		stages := &stageTimes{}
+		index := timedIndex{h.Index.(*postgres.IdentityIndex), stages}
+		h.Store, h.Index, h.Inbox = timedStore{h.Store, stages}, index, index
 		stats := &batchStats{next: h}
 		entries := benchWorkload(events, uint64(i+1))
 		xaddAll(b, rdb, n.streams(), entries)
@@ -219,6 +235,16 @@ func BenchmarkIngestPipeline(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		b.ResetTimer()
+		if path := os.Getenv("INGEST_BENCH_CPUPROFILE"); path != "" {
+			f, err := os.Create(path)
+			require.NoError(b, err)
+			require.NoError(b, pprof.StartCPUProfile(f))
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+		cpu := cpuTimes()
+		var mem0, mem1 runtime.MemStats
+		runtime.ReadMemStats(&mem0)
 		start := time.Now()
 		go func() { done <- c.Run(ctx) }()
 		for acked(b, rdb, n.streams()) < int64(len(entries)) {
@@ -229,6 +255,11 @@ func BenchmarkIngestPipeline(b *testing.B) {
 			}
 		}
 		elapsed := time.Since(start)
+		reportCPU(b, cpu, cpuTimes(), backends(b, pool), elapsed, len(entries))
+		runtime.ReadMemStats(&mem1)
+		b.ReportMetric(float64(mem1.Mallocs-mem0.Mallocs)/float64(len(entries)), "allocs/event")
+		b.ReportMetric(float64(mem1.TotalAlloc-mem0.TotalAlloc)/float64(len(entries)), "B/event")
+		b.ReportMetric(float64(mem1.NumGC-mem0.NumGC), "GCs")
 		b.StopTimer()
 		cancel()
 		require.NoError(b, <-done)
@@ -236,6 +267,8 @@ func BenchmarkIngestPipeline(b *testing.B) {
 		require.Zero(b, dead, "dead letters")
 		b.ReportMetric(float64(len(entries))/elapsed.Seconds(), "events/s")
 		stats.report(b)
+		stages.report(b, stats.calls.Load())
+
 	}
 }
 
@@ -340,4 +373,141 @@ func BenchmarkIngestLatency(b *testing.B) {
 		b.ReportMetric(float64(latencies[len(latencies)-1])/1e6, "max-ms")
 		stats.report(b)
 	}
+}
+
+// stageTimes wraps the ingest command's ports and adds up the time each
+// takes, to say where a batch's time goes.
+type stageTimes struct {
+	mu    sync.Mutex
+	nanos map[string]time.Duration
+	calls map[string]int
+}
+
+func (s *stageTimes) add(stage string, since time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nanos == nil {
+		s.nanos, s.calls = map[string]time.Duration{}, map[string]int{}
+	}
+	s.nanos[stage] += time.Since(since)
+	s.calls[stage]++
+}
+
+func (s *stageTimes) report(b *testing.B, batches int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for stage, d := range s.nanos {
+		b.ReportMetric(float64(d)/float64(max(1, batches))/1e6, stage+"-ms/batch")
+	}
+}
+
+type timedStore struct {
+	eventstore.Store
+	t *stageTimes
+}
+
+func (s timedStore) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
+	defer s.t.add("read", time.Now())
+	return s.Store.ReadStream(ctx, stream, from, limit)
+}
+
+func (s timedStore) AppendMulti(ctx context.Context, a []eventstore.Append) ([]eventstore.AppendResult, error) {
+	defer s.t.add("append", time.Now())
+	return s.Store.AppendMulti(ctx, a)
+}
+
+type timedIndex struct {
+	*postgres.IdentityIndex
+	t *stageTimes
+}
+
+func (x timedIndex) Resolve(ctx context.Context, tenant string, reqs []commands.ResolveRequest, d commands.Decider) error {
+	defer x.t.add("resolve", time.Now())
+	return x.IdentityIndex.Resolve(ctx, tenant, reqs, d)
+}
+
+func (x timedIndex) Seen(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
+	defer x.t.add("seen", time.Now())
+	return x.IdentityIndex.Seen(ctx, tenant, ids)
+}
+
+func (x timedIndex) Record(ctx context.Context, tenant string, e []commands.InboxEntry) error {
+	defer x.t.add("record", time.Now())
+	return x.IdentityIndex.Record(ctx, tenant, e)
+}
+
+// cpuTimes answers the CPU time (user + system) used so far by this
+// process, by each process named postgres (by pid) and by Redis, from /proc.
+func cpuTimes() map[string]time.Duration {
+	out := map[string]time.Duration{}
+	dirs, _ := os.ReadDir("/proc")
+	self := strconv.Itoa(os.Getpid())
+	for _, d := range dirs {
+		if _, err := strconv.Atoi(d.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < 0 {
+			continue
+		}
+		name := s[open+1 : closing]
+		who := ""
+		switch {
+		case d.Name() == self:
+			who = "crm"
+		case name == "postgres":
+			who = "pg:" + d.Name()
+		case strings.HasPrefix(name, "redis-server"):
+			who = "redis"
+		default:
+			continue
+		}
+		f := strings.Fields(s[closing+2:])
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		k, _ := strconv.ParseInt(f[12], 10, 64)
+		out[who] += time.Duration(u+k) * 10 * time.Millisecond // USER_HZ is 100
+	}
+	return out
+}
+
+// backends answers the pids of the PostgreSQL backends serving the
+// benchmark's database, so that the CPU of other databases on the server
+// is not counted.
+func backends(b testing.TB, pool *pgxpool.Pool) []string {
+	rows, err := pool.Query(context.Background(), `SELECT pid::text FROM pg_stat_activity WHERE datname = current_database()`)
+	require.NoError(b, err)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(b, err)
+	return pids
+}
+
+// reportCPU reports the cores the CRM, the benchmark database's
+// PostgreSQL backends and Redis kept busy between two cpuTimes samples
+// taken elapsed apart.
+//
+// It also reports the CPU each spent per event: unlike events/s, that does
+// not depend on what else the machine is running. 2 cores divided by their
+// sum bounds the throughput of a dedicated 2-core machine.
+func reportCPU(b *testing.B, before, after map[string]time.Duration, pgPids []string, elapsed time.Duration, events int) {
+	var pg time.Duration
+	for _, pid := range pgPids {
+		pg += after["pg:"+pid] - before["pg:"+pid] // absent before: started since
+	}
+	crm, redis := after["crm"]-before["crm"], after["redis"]-before["redis"]
+	b.ReportMetric(crm.Seconds()/elapsed.Seconds(), "crm-cores")
+	b.ReportMetric(pg.Seconds()/elapsed.Seconds(), "postgres-cores")
+	b.ReportMetric(redis.Seconds()/elapsed.Seconds(), "redis-cores")
+	perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(events) }
+	b.ReportMetric(perEvent(crm), "crm-µs/event")
+	b.ReportMetric(perEvent(pg), "postgres-µs/event")
+	b.ReportMetric(perEvent(redis), "redis-µs/event")
+	b.ReportMetric(2e6/(perEvent(crm)+perEvent(pg)+perEvent(redis)), "2-core-bound-events/s")
 }

@@ -1,24 +1,45 @@
 // Package ingest consumes the upstream services' events from Redis Streams
-// and hands them to the ingest command, one message at a time per stream.
+// and hands them to the ingest command in batches.
 //
 // Each stream (scl.events, teetime.events, messaging.events) is read by the
-// consumer group "crm" through watermill-redisstream; every process is one
+// consumer group "crm" through a watermill router; every process is one
 // consumer of the group under a stable name. An entry's field "payload"
 // holds the envelope {"id","type","source","tenantId","occurredAt","data"}
 // as JSON: both watermill publishers and a plain
 // `XADD scl.events * payload '<json>'` are accepted.
 //
+// Throughput comes from batching at every stage, with the router and its
+// middleware (poison queue → retry → recoverer) left as they are, acting on
+// each message:
+//
+//   - the Subscriber reads up to BatchSize entries per XREADGROUP, delivers
+//     them without waiting for each acknowledgement (at most MaxInFlight at
+//     a time) and acknowledges in bulk;
+//   - the router handles the messages concurrently; the handler queues each
+//     with a batcher, which calls the Handler once per batch of up to
+//     BatchSize and answers each message its own result;
+//   - the batcher keeps each stream in order: a message waits while an
+//     earlier one of its stream is being handled or retried (see
+//     sequencer).
+//
 // What becomes of a message:
 //
 //   - recorded or duplicate: acknowledged;
 //   - invalid (not JSON, not the contract, no payload field, or refused by
-//     the handler), or the handler panicked: published to crm.deadletter
-//     (see FieldReason for the entry's shape) and acknowledged at once, so
-//     the events behind it keep flowing;
+//     the handler), or the handler panicked on it: published to
+//     crm.deadletter (see FieldReason for the entry's shape) and
+//     acknowledged at once, so the events behind it keep flowing;
 //   - any other error (database down, …): retried with exponential backoff
 //     (5 retries from 100 ms), then nacked and redelivered after
 //     NackResendSleep, again and again. It is never dead-lettered: see
 //     permanent for why.
+//
+// A batch fails or panics as a whole. The batcher then handles each
+// stream's share again, halving it until what fails is alone (see
+// batcher.bisect), so a failure holds up what it would have one message
+// at a time, and no more: the messages before it are recorded, only a
+// message that panics is dead-lettered, and one that fails otherwise
+// stalls its own stream, in order, not the others.
 //
 // Messages left pending by a consumer that died are claimed by a live one
 // once idle for MaxIdleTime. A message may therefore be handled more than
@@ -45,8 +66,8 @@ import (
 )
 
 // Handler processes upstream events; *commands.Ingest is one. It answers a
-// result per envelope, in order; an error means nothing was done and the
-// batch may be handled again.
+// result per envelope, in order; an error means nothing of the batch may be
+// taken as done, and the batch may be handled again.
 type Handler interface {
 	Handle(ctx context.Context, batch []commands.Envelope) ([]commands.Result, error)
 }
@@ -62,6 +83,8 @@ const (
 	DefaultRetryInterval   = 100 * time.Millisecond
 	DefaultMaxRetryWait    = 5 * time.Second
 	DefaultCloseTimeout    = 30 * time.Second
+	DefaultBatchSize       = 500
+	DefaultBatchWait       = 5 * time.Millisecond
 )
 
 // DefaultStreams are the streams the upstream services publish on.
@@ -111,6 +134,18 @@ type Config struct {
 	// CloseTimeout bounds how long Run waits for messages in flight once
 	// its context ends.
 	CloseTimeout time.Duration
+
+	// BatchSize bounds the envelopes of one Handler call, and the entries
+	// of one read (DefaultBatchSize).
+	BatchSize int
+	// BatchWait is how long a batch waits for more messages once some are
+	// ready, unless it is full or every message delivered is in it
+	// (DefaultBatchWait). It bounds the latency batching adds.
+	BatchWait time.Duration
+	// MaxInFlight bounds the messages delivered and not yet acknowledged
+	// (2*BatchSize by default): while one batch is handled, the next is
+	// read and gathered. More only costs memory and goroutines.
+	MaxInFlight int
 }
 
 // ConsumerName answers a consumer name stable across restarts on the same
@@ -152,6 +187,13 @@ func (c *Config) setDefaults() {
 	def(&c.RetryInterval, DefaultRetryInterval)
 	def(&c.MaxRetryWait, DefaultMaxRetryWait)
 	def(&c.CloseTimeout, DefaultCloseTimeout)
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	def(&c.BatchWait, DefaultBatchWait)
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 2 * c.BatchSize
+	}
 	if c.MaxRetries == 0 {
 		c.MaxRetries = DefaultMaxRetries
 	} else if c.MaxRetries < 0 {
@@ -183,7 +225,7 @@ func (c *Config) validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"NackResendSleep", c.NackResendSleep}, {"ClaimInterval", c.ClaimInterval}, {"MaxIdleTime", c.MaxIdleTime}, {"BlockTime", c.BlockTime}, {"RetryInterval", c.RetryInterval}, {"MaxRetryWait", c.MaxRetryWait}, {"CloseTimeout", c.CloseTimeout}} {
+	}{{"NackResendSleep", c.NackResendSleep}, {"ClaimInterval", c.ClaimInterval}, {"MaxIdleTime", c.MaxIdleTime}, {"BlockTime", c.BlockTime}, {"RetryInterval", c.RetryInterval}, {"MaxRetryWait", c.MaxRetryWait}, {"CloseTimeout", c.CloseTimeout}, {"BatchWait", c.BatchWait}} {
 		if d.v < 0 {
 			problems = append(problems, d.name+": negative")
 		}
@@ -199,8 +241,10 @@ type Consumer struct {
 	cfg         Config
 	router      *message.Router
 	client      *sharedClient
-	subscriber  *redisstream.Subscriber
+	subscriber  *Subscriber
 	deadLetters deadLetterPublisher
+	order       *sequencer
+	batcher     *batcher
 }
 
 // New answers a consumer of cfg.Streams; Run starts it.
@@ -216,23 +260,22 @@ func New(cfg Config) (*Consumer, error) {
 		map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	client := &sharedClient{UniversalClient: cfg.Redis}
 
-	sub, err := redisstream.NewSubscriber(redisstream.SubscriberConfig{
+	order := newSequencer()
+	sub, err := NewSubscriber(SubscriberConfig{
 		Client:          client,
 		Unmarshaller:    unmarshaller{},
+		Group:           cfg.Group,
 		Consumer:        cfg.ConsumerName,
-		ConsumerGroup:   cfg.Group,
+		ReadCount:       cfg.BatchSize,
+		MaxInFlight:     cfg.MaxInFlight,
 		NackResendSleep: cfg.NackResendSleep,
 		BlockTime:       cfg.BlockTime,
 		ClaimInterval:   cfg.ClaimInterval,
 		MaxIdleTime:     cfg.MaxIdleTime,
 		// A new group starts at the beginning of the stream: events
 		// published before the CRM's first start are not skipped.
-		OldestId: "0",
-		// Without this the first XREADGROUP blocks with no timeout and
-		// cannot be cancelled (go-redis ignores the context while
-		// blocked): on a quiet stream a goroutine and a connection would
-		// stay blocked after Run returned.
-		DisableIndefiniteInitialBlock: true,
+		OldestID: "0",
+		Tracker:  order,
 		// A closed client will not open again: stop instead of logging
 		// the same error twice a second.
 		ShouldStopOnReadErrors: func(err error) bool { return errors.Is(err, redis.ErrClosed) },
@@ -258,7 +301,8 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest consumer: poison queue: %w", err)
 	}
-	c := &Consumer{cfg: cfg, router: router, client: client, subscriber: sub, deadLetters: dl}
+	c := &Consumer{cfg: cfg, router: router, client: client, subscriber: sub, deadLetters: dl,
+		order: order, batcher: newBatcher(cfg.Handler, cfg.BatchSize, cfg.BatchWait, order)}
 	// The first middleware added is the outermost: observe sees the final
 	// outcome, the poison queue sees an error only once retries are
 	// exhausted (or skipped, for permanent errors), and a panic becomes an
@@ -290,7 +334,15 @@ func New(cfg Config) (*Consumer, error) {
 // consumer could not start or stopped before ctx ended. Once it has
 // returned, the caller may close its Redis client. A Consumer runs once.
 func (c *Consumer) Run(ctx context.Context) error {
+	batchCtx, stopBatches := context.WithCancel(ctx)
+	batches := make(chan struct{})
+	go func() {
+		defer close(batches)
+		c.batcher.run(batchCtx)
+	}()
 	defer func() {
+		stopBatches()
+		<-batches
 		// Neither closes the caller's client (see sharedClient); their
 		// errors could only be about it.
 		_ = c.subscriber.Close()
@@ -311,29 +363,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 // after Run returns).
 func (c *Consumer) Running() <-chan struct{} { return c.router.Running() }
 
-// handle ingests one message. Its errors say what happens next: see
-// permanent.
+// handle ingests one message, as part of a batch. Its errors say what
+// happens next: see permanent.
 func (c *Consumer) handle(msg *message.Message) error {
 	n := noteFrom(msg)
+	stream, entry := msg.Metadata.Get(metaStream), msg.Metadata.Get(metaEntryID)
 	if reason := msg.Metadata.Get(metaUnreadable); reason != "" {
+		c.order.settle(stream, entry)
 		return fmt.Errorf("%w: %s", errUnreadable, reason)
 	}
-	env, err := commands.ParseEnvelope(msg.Payload)
-	n.eventID, n.tenant, n.typ = env.ID, env.TenantID, env.Type
-	if err != nil {
-		return err
+	o := c.batcher.submit(msg.Context(), stream, entry, msg.Payload)
+	n.eventID, n.tenant, n.typ = o.env.ID, o.env.TenantID, o.env.Type
+	if o.err != nil {
+		if errors.Is(o.err, commands.ErrInvalidEnvelope) {
+			return o.err // not JSON of the envelope's shape
+		}
+		return fmt.Errorf("ingest %s: %w", o.env.ID, o.err)
 	}
-	res, err := c.cfg.Handler.Handle(msg.Context(), []commands.Envelope{env})
-	if err != nil {
-		return fmt.Errorf("ingest %s: %w", env.ID, err)
-	}
-	if len(res) != 1 {
-		return fmt.Errorf("ingest %s: the handler answered %d results for 1 event", env.ID, len(res))
-	}
-	r := res[0]
-	n.result = &r
-	if r.Status == commands.Invalid {
-		return invalidError{reason: r.Error}
+	n.result = &o.res
+	if o.res.Status == commands.Invalid {
+		// The handler checked the envelope against the contract.
+		return invalidError{reason: o.res.Error}
 	}
 	return nil
 }
@@ -364,6 +414,14 @@ func (c *Consumer) observe(h message.HandlerFunc) message.HandlerFunc {
 		msg.SetContext(context.WithValue(msg.Context(), noteKey{}, n))
 		out, err := h(msg)
 
+		ctx := msg.Context()
+		level := slog.LevelDebug // recorded, duplicate, left at shutdown
+		if err != nil && !errors.Is(err, context.Canceled) || n.deadLettered != "" {
+			level = slog.LevelWarn
+		}
+		if !c.cfg.Logger.Enabled(ctx, level) {
+			return out, err // thousands a second: build nothing for nobody
+		}
 		corr := middleware.MessageCorrelationID(msg)
 		if corr == "" {
 			corr = msg.UUID
@@ -377,7 +435,6 @@ func (c *Consumer) observe(h message.HandlerFunc) message.HandlerFunc {
 			slog.String("type", n.typ),
 			slog.Duration("duration", time.Since(start)),
 		}
-		ctx := msg.Context()
 		switch {
 		case err != nil:
 			if errors.Is(err, context.Canceled) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,6 +275,9 @@ func TestDeadLetters(t *testing.T) {
 	bad := message.NewMessage("5d1c3f7a-2b1e-4d0a-8c6f-1a2b3c4d5e6f", []byte(`{"id":"scl-z","type":"member.created","tenantId":"club-a","data":{"memberId":"many"}}`))
 	bad.Metadata.Set("correlation_id", "corr-9")
 	require.NoError(t, pub.Publish(n.scl, bad))
+	last, err := rdb.XRevRangeN(context.Background(), n.scl, "+", "-", 1).Result()
+	require.NoError(t, err)
+	badID := last[0].ID
 	xadd(t, rdb, n.scl, "payload", memberCreated("scl-ok", 102, "cara.ndlovu@fairway.co.za", "Cara", "Ndlovu"))
 
 	ok := rec.wait(t, "scl-ok", 1)[0]
@@ -281,21 +285,24 @@ func TestDeadLetters(t *testing.T) {
 
 	dl := deadLetters(t, rdb, n.dead, 4)
 	require.Len(t, dl, 4)
+	// Messages are handled concurrently: the dead letters come in any
+	// order. Each names the entry it was.
+	byEntry := map[any]redis.XMessage{}
+	for _, d := range dl {
+		byEntry[d.Values[ingest.FieldMessageID]] = d
+	}
 	want := []struct {
 		messageID, payload, reason string
 	}{
 		{notJSON, "{not json", "envelope is not JSON"},
 		{unknownID, unknown, `type: "member.deleted" is not an event of the contract`},
 		{noPayload, "", "no payload field (fields: body)"},
-		{"", string(bad.Payload), "memberId: must be a positive integer"},
+		{badID, string(bad.Payload), "memberId: must be a positive integer"},
 	}
 	for i, w := range want {
+		require.Contains(t, byEntry, w.messageID, "entry %d", i)
+		dl[i] = byEntry[w.messageID]
 		v := dl[i].Values
-		if w.messageID != "" {
-			assert.Equal(t, w.messageID, v[ingest.FieldMessageID], "entry %d", i)
-		} else {
-			assert.NotEmpty(t, v[ingest.FieldMessageID], "entry %d", i)
-		}
 		assert.Equal(t, n.scl, v[ingest.FieldStream], "entry %d", i)
 		assert.Equal(t, w.payload, v["payload"], "entry %d", i)
 		assert.Contains(t, v[ingest.FieldReason], w.reason, "entry %d", i)
@@ -313,11 +320,18 @@ func TestDeadLetters(t *testing.T) {
 }
 
 // scripted answers per envelope id: refused as invalid, failing for a
-// number of attempts, panicking, or recorded.
+// number of attempts, panicking, or recorded. Like commands.Ingest, it
+// fails a whole batch when one of its envelopes fails.
 type scripted struct {
 	mu       sync.Mutex
 	failures map[string]int // attempts left that fail
-	attempts map[string]int
+	attempts map[string]int // calls that got past the panic
+	alone    map[string]int // calls with this envelope alone
+	sizes    []int          // of every call
+}
+
+func newScripted(failures map[string]int) *scripted {
+	return &scripted{failures: failures, attempts: map[string]int{}, alone: map[string]int{}}
 }
 
 var errDatabaseDown = errors.New("connect: connection refused")
@@ -325,24 +339,46 @@ var errDatabaseDown = errors.New("connect: connection refused")
 func (s *scripted) Handle(_ context.Context, batch []commands.Envelope) ([]commands.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := batch[0]
-	s.attempts[e.ID]++
-	switch {
-	case e.ID == "boom":
-		panic("nil map somewhere")
-	case e.ID == "refuse":
-		return []commands.Result{{ID: e.ID, Status: commands.Invalid, Error: "invalid upstream event: refused by the handler"}}, nil
-	case s.failures[e.ID] > 0:
-		s.failures[e.ID]--
+	s.sizes = append(s.sizes, len(batch))
+	if len(batch) == 1 {
+		s.alone[batch[0].ID]++
+	}
+	for _, e := range batch {
+		if e.ID == "boom" {
+			panic("nil map somewhere")
+		}
+	}
+	failed := false
+	for _, e := range batch {
+		s.attempts[e.ID]++
+		if s.failures[e.ID] > 0 {
+			s.failures[e.ID]--
+			failed = true
+		}
+	}
+	if failed {
 		return nil, errDatabaseDown
 	}
-	return []commands.Result{{ID: e.ID, Status: commands.Recorded}}, nil
+	res := make([]commands.Result, len(batch))
+	for i, e := range batch {
+		res[i] = commands.Result{ID: e.ID, Status: commands.Recorded}
+		if strings.HasPrefix(e.ID, "refuse") {
+			res[i] = commands.Result{ID: e.ID, Status: commands.Invalid, Error: "invalid upstream event: refused by the handler"}
+		}
+	}
+	return res, nil
 }
 
 func (s *scripted) count(id string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.attempts[id]
+}
+
+func (s *scripted) countAlone(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alone[id]
 }
 
 // TestRetryAndPoisonPolicy: an invalid result and a panic are dead-lettered
@@ -352,7 +388,7 @@ func TestRetryAndPoisonPolicy(t *testing.T) {
 	t.Parallel()
 	rdb := newRedis(t)
 	n := newNames(t, rdb)
-	s := &scripted{failures: map[string]int{"flaky": 8}, attempts: map[string]int{}}
+	s := newScripted(map[string]int{"flaky": 8})
 	rec := record(s)
 	start(t, config(t, rdb, n, rec, "host-a"))
 
@@ -366,18 +402,26 @@ func TestRetryAndPoisonPolicy(t *testing.T) {
 
 	assert.Equal(t, commands.Recorded, rec.wait(t, "flaky", 1)[0].Status)
 	rec.wait(t, "after", 1)
-	// 3 tries per delivery (MaxRetries 2), 8 failures: the third delivery passes.
+	// 3 tries per delivery (MaxRetries 2), 8 failures: the third delivery
+	// passes. Each try is one call, whatever else the batch held.
 	assert.Equal(t, 9, s.count("flaky"))
-	assert.Equal(t, 1, s.count("refuse"), "an invalid result is not retried")
-	assert.Equal(t, 1, s.count("boom"), "a panic is not retried")
+	// The refused event may have shared a failing batch and been retried
+	// with it, but once refused it is final.
+	assert.Len(t, rec.wait(t, "refuse", 1), 1, "an invalid result is not retried")
+	assert.Equal(t, 1, s.countAlone("boom"), "a panic is isolated once, then not retried")
 	rec.mu.Lock()
 	assert.Equal(t, []string{"refuse", "flaky", "after"}, rec.seq, "the stream waits for the flaky event")
 	rec.mu.Unlock()
 
 	dl := deadLetters(t, rdb, n.dead, 2)
 	require.Len(t, dl, 2)
-	assert.Equal(t, "invalid upstream event: refused by the handler", dl[0].Values[ingest.FieldReason])
-	assert.Contains(t, dl[1].Values[ingest.FieldReason], "nil map somewhere")
+	// Dead-lettered concurrently: in either order.
+	reasons := []string{dl[0].Values[ingest.FieldReason].(string), dl[1].Values[ingest.FieldReason].(string)}
+	if strings.Contains(reasons[0], "nil map somewhere") {
+		reasons[0], reasons[1] = reasons[1], reasons[0]
+	}
+	assert.Equal(t, "invalid upstream event: refused by the handler", reasons[0])
+	assert.Contains(t, reasons[1], "nil map somewhere")
 	require.Eventually(t, func() bool { return pending(t, rdb, n.scl) == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
@@ -470,9 +514,9 @@ func TestDeadConsumersMessagesAreClaimed(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer rdb.Close()
-	_, err := ingest.New(ingest.Config{Redis: rdb, Handler: &scripted{}})
+	_, err := ingest.New(ingest.Config{Redis: rdb, Handler: newScripted(nil)})
 	assert.ErrorContains(t, err, "ConsumerName")
-	_, err = ingest.New(ingest.Config{Redis: rdb, Handler: &scripted{}, ConsumerName: "x", Streams: []string{"a", "a", ingest.DefaultDeadLetterStream}})
+	_, err = ingest.New(ingest.Config{Redis: rdb, Handler: newScripted(nil), ConsumerName: "x", Streams: []string{"a", "a", ingest.DefaultDeadLetterStream}})
 	assert.ErrorContains(t, err, "listed twice")
 	assert.ErrorContains(t, err, "dead-letter stream")
 	_, err = ingest.New(ingest.Config{ConsumerName: "x"})

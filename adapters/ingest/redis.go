@@ -14,7 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Fields the client wrapper adds to every entry it reads, so the
+// Fields the subscriber adds to every entry it reads (see label), so the
 // unmarshaller (which sees only an entry's fields) learns where the entry
 // came from. They never reach Redis.
 const (
@@ -38,15 +38,12 @@ var entryUUIDSpace = uuid.MustParse("6f1f8e0c-4a43-4c1b-9d1e-3f5c2b7a9e10")
 // publisher see it. It exists because the client belongs to the caller
 // (serve shares it with /readyz and other components):
 //
-//   - watermill-redisstream's Subscriber.Close and Publisher.Close close the
-//     client they were given: here Close does nothing;
-//   - the subscriber's reading goroutines cannot be joined: one may still be
-//     blocked in XREADGROUP (up to BlockTime) when Run returns, and the
-//     caller closing its client under it makes go-redis complain. release
-//     waits for the commands in flight and fails every later one;
-//   - the Unmarshaller is handed an entry's fields only, not its stream entry
-//     id, which the dead-letter entry must name: XReadGroup and XClaim (the
-//     two ways the subscriber reads) add the id and stream as fields.
+//   - watermill-redisstream's Publisher.Close closes the client it was
+//     given: here Close does nothing;
+//   - a handler still running when Run gives up waiting (CloseTimeout) may
+//     yet dead-letter, and the caller may close its client once Run has
+//     returned: release waits for the commands in flight and fails every
+//     later one with redis.ErrClosed, without reaching Redis.
 type sharedClient struct {
 	redis.UniversalClient
 	mu       sync.RWMutex // held for reading by each command in flight
@@ -63,8 +60,7 @@ func (c *sharedClient) release() {
 	c.mu.Unlock()
 }
 
-// guard runs call unless the client is released; the subscriber stops
-// reading on redis.ErrClosed (see ShouldStopOnReadErrors).
+// guard runs call unless the client is released.
 func guard[T interface{ SetErr(error) }](c *sharedClient, failed func() T, call func() T) T {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -76,27 +72,27 @@ func guard[T interface{ SetErr(error) }](c *sharedClient, failed func() T, call 
 	return call()
 }
 
+func (c *sharedClient) XAdd(ctx context.Context, a *redis.XAddArgs) *redis.StringCmd {
+	return guard(c, func() *redis.StringCmd { return redis.NewStringCmd(ctx) }, func() *redis.StringCmd {
+		return c.UniversalClient.XAdd(ctx, a)
+	})
+}
+
 func (c *sharedClient) XReadGroup(ctx context.Context, a *redis.XReadGroupArgs) *redis.XStreamSliceCmd {
 	return guard(c, func() *redis.XStreamSliceCmd { return redis.NewXStreamSliceCmd(ctx) }, func() *redis.XStreamSliceCmd {
-		cmd := c.UniversalClient.XReadGroup(ctx, a)
-		for _, xs := range cmd.Val() {
-			label(xs.Stream, xs.Messages)
-		}
-		return cmd
+		return c.UniversalClient.XReadGroup(ctx, a)
 	})
 }
 
-func (c *sharedClient) XClaim(ctx context.Context, a *redis.XClaimArgs) *redis.XMessageSliceCmd {
-	return guard(c, func() *redis.XMessageSliceCmd { return redis.NewXMessageSliceCmd(ctx) }, func() *redis.XMessageSliceCmd {
-		cmd := c.UniversalClient.XClaim(ctx, a)
-		label(a.Stream, cmd.Val())
-		return cmd
+func (c *sharedClient) XAutoClaim(ctx context.Context, a *redis.XAutoClaimArgs) *redis.XAutoClaimCmd {
+	return guard(c, func() *redis.XAutoClaimCmd { return redis.NewXAutoClaimCmd(ctx) }, func() *redis.XAutoClaimCmd {
+		return c.UniversalClient.XAutoClaim(ctx, a)
 	})
 }
 
-func (c *sharedClient) XPendingExt(ctx context.Context, a *redis.XPendingExtArgs) *redis.XPendingExtCmd {
-	return guard(c, func() *redis.XPendingExtCmd { return redis.NewXPendingExtCmd(ctx) }, func() *redis.XPendingExtCmd {
-		return c.UniversalClient.XPendingExt(ctx, a)
+func (c *sharedClient) XClaimJustID(ctx context.Context, a *redis.XClaimArgs) *redis.StringSliceCmd {
+	return guard(c, func() *redis.StringSliceCmd { return redis.NewStringSliceCmd(ctx) }, func() *redis.StringSliceCmd {
+		return c.UniversalClient.XClaimJustID(ctx, a)
 	})
 }
 
@@ -112,14 +108,24 @@ func (c *sharedClient) XGroupDelConsumer(ctx context.Context, stream, group, con
 	})
 }
 
-func (c *sharedClient) XAck(ctx context.Context, stream, group string, ids ...string) *redis.IntCmd {
-	return guard(c, func() *redis.IntCmd { return redis.NewIntCmd(ctx) }, func() *redis.IntCmd {
-		return c.UniversalClient.XAck(ctx, stream, group, ids...)
+func (c *sharedClient) XGroupCreateMkStream(ctx context.Context, stream, group, start string) *redis.StatusCmd {
+	return guard(c, func() *redis.StatusCmd { return redis.NewStatusCmd(ctx) }, func() *redis.StatusCmd {
+		return c.UniversalClient.XGroupCreateMkStream(ctx, stream, group, start)
 	})
 }
 
-// label adds the entry id and stream to each message's fields. The slice
-// shares its array with the command's result, so the caller sees them.
+func (c *sharedClient) Pipelined(ctx context.Context, fn func(redis.Pipeliner) error) ([]redis.Cmder, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.released {
+		return nil, redis.ErrClosed
+	}
+	return c.UniversalClient.Pipelined(ctx, fn)
+}
+
+// label adds the entry id and stream to each message's fields: the
+// Unmarshaller is handed an entry's fields only, and the dead-letter entry
+// must name both. The fields never reach Redis.
 func label(stream string, msgs []redis.XMessage) {
 	for i := range msgs {
 		if msgs[i].Values == nil {

@@ -1,13 +1,17 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/commands"
@@ -22,32 +26,88 @@ type IdentityIndex struct {
 var _ commands.IdentityIndex = (*IdentityIndex)(nil)
 var _ commands.Inbox = (*IdentityIndex)(nil)
 
-// lockKeys takes a transaction-scoped advisory lock per key, in one order
-// for every caller so two transactions never wait on each other in a cycle.
-// Locking keys nobody holds yet is what makes "is this person new?" safe to
-// ask from many handlers and processes at once.
+// sqlLockKeys serialises the transactions that touch the same identity
+// keys ($2) of a tenant ($1): it takes a transaction-scoped advisory lock on
+// each key's bucket (one of lockBuckets per tenant), in one order for every
+// caller so two transactions never wait on each other in a cycle. Locking
+// keys nobody holds yet is what makes "is this person new?" safe to ask
+// from many handlers and processes at once.
+//
+// Buckets, not keys: a batch of 500 events names a thousand keys or more,
+// and a lock per key would cost PostgreSQL a lock-table entry each — a
+// table of max_locks_per_transaction × max_connections entries (6,400 by
+// default) that a few concurrent batches would exhaust ("out of shared
+// memory"). Two transactions that share a key share its bucket, so the
+// exclusion is the same; they only also wait for each other sometimes
+// when they merely share a bucket. Every process must bucket alike: a
+// process locking per key would not exclude one locking per bucket.
+const sqlLockKeys = `
+	SELECT pg_advisory_xact_lock(h)
+	FROM (
+		SELECT DISTINCT hashtextextended($1 || ':bucket:' || (hashtextextended(k, 0) & (` + lockBuckets + ` - 1)), 0) AS h
+		FROM unnest($2::text[]) AS k ORDER BY 1
+	) AS ordered`
+
+// lockBuckets is the number of identity-key lock buckets per tenant, a
+// power of two.
+const lockBuckets = "64"
+
+// sqlHolders answers who holds the keys ($2, $3) — rows marked true — and
+// every key those profiles hold — rows marked false — in one statement.
+// Each lookup is an index probe (OFFSET 0 keeps the planner from
+// flattening the subqueries into joins): otherwise a small or newly grown
+// table gets hash joins over every key of the tenant, a cost that grows
+// with the table rather than with the batch.
+const sqlHolders = `
+	WITH h AS MATERIALIZED (
+		SELECT k.kind, k.value, k.customer_id, k.created_at
+		FROM unnest($2::text[], $3::text[]) AS q(kind, value)
+		CROSS JOIN LATERAL (
+			SELECT kind, value, customer_id, created_at FROM identity_keys
+			WHERE tenant_id = $1 AND kind = q.kind AND value = q.value OFFSET 0
+		) AS k
+	)
+	SELECT true, kind, value, customer_id, created_at FROM h
+	UNION ALL
+	SELECT false, p.kind, p.value, p.customer_id, p.created_at
+	FROM (SELECT DISTINCT customer_id FROM h) AS d
+	CROSS JOIN LATERAL (
+		SELECT kind, value, customer_id, created_at FROM identity_keys
+		WHERE tenant_id = $1 AND customer_id = d.customer_id OFFSET 0
+	) AS p`
+
+// sqlNeighbours reads the profile read model for people at the same email
+// domains with the same folded surnames: candidates for a fuzzy review.
+const sqlNeighbours = `
+	SELECT c.id, coalesce(c.first_name, ''), coalesce(c.last_name, ''), coalesce(c.email, '')
+	FROM customers c
+	JOIN unnest($2::text[], $3::text[]) AS q(domain, surname) ON c.email_domain = q.domain AND c.last_name_folded = q.surname
+	WHERE c.tenant_id = $1 AND c.status <> 'MERGED'
+	LIMIT 200`
+
+const sqlReserve = `
+	INSERT INTO identity_keys (tenant_id, kind, value, customer_id, caused_by)
+	SELECT $1, k, v, c, cb FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[]) AS r(k, v, c, cb)
+	ON CONFLICT DO NOTHING`
+
+// lockKeys takes the advisory locks of sqlLockKeys in tx.
 func lockKeys(ctx context.Context, tx pgx.Tx, tenant string, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `
-		SELECT pg_advisory_xact_lock(h)
-		FROM (SELECT DISTINCT hashtextextended($1 || ':' || k, 0) AS h FROM unnest($2::text[]) AS k ORDER BY 1) AS ordered`,
-		tenant, keys)
-	if err != nil {
+	if _, err := tx.Exec(ctx, sqlLockKeys, tenant, keys); err != nil {
 		return fmt.Errorf("lock identity keys: %w", err)
 	}
 	return nil
 }
 
-// Resolve implements commands.IdentityIndex.
-func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []commands.ResolveRequest, decide commands.Decider) error {
-	tx, err := x.Pool.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck
-
+// Resolve implements commands.IdentityIndex in two round trips: the first
+// opens the transaction, takes the locks and reads who holds the keys
+// (statements after the lock see what earlier holders of the locks
+// committed), the second reserves and commits. The transaction is opened
+// and ended by statements in the batches rather than by pgx.Tx, which would
+// cost two round trips more.
+func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []commands.ResolveRequest, decide commands.Decider) (err error) {
 	var kinds, values, lockNames []string
 	seenKey := map[identity.Key]bool{}
 	var domains, surnames []string
@@ -63,32 +123,97 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 			domains, surnames = append(domains, d), append(surnames, fold(r.Name.Last))
 		}
 	}
-	if err := lockKeys(ctx, tx, tenant, lockNames); err != nil {
-		return err
+
+	conn, err := x.Pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("resolve identities: acquire connection: %w", err)
 	}
-	holders, err := queryHolders(ctx, tx, tenant, kinds, values)
+	defer conn.Release()
+	defer func() {
+		if err != nil {
+			rollback(conn.Conn())
+		}
+	}()
+
+	var (
+		holders     []heldKey
+		profileKeys = map[uuid.UUID][]identity.Key{}
+		neighbours  []identity.Profile
+	)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if len(lockNames) > 0 {
+		b.Queue(sqlLockKeys, tenant, lockNames)
+		b.Queue(sqlHolders, tenant, kinds, values)
+	}
+	if len(domains) > 0 {
+		b.Queue(sqlNeighbours, tenant, domains, surnames)
+	}
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		if len(lockNames) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("lock identity keys: %w", err)
+			}
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("look up identity keys: %w", err)
+			}
+			var (
+				holder bool
+				h      heldKey
+				kind   string
+			)
+			_, err = pgx.ForEachRow(rows, []any{&holder, &kind, &h.Key.Value, &h.CustomerID, &h.at}, func() error {
+				h.Key.Kind = identity.Kind(kind)
+				if holder {
+					holders = append(holders, h)
+				} else {
+					profileKeys[h.CustomerID] = append(profileKeys[h.CustomerID], h.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("look up identity keys: %w", err)
+			}
+		}
+		if len(domains) > 0 {
+			rows, err := br.Query()
+			if err != nil {
+				return fmt.Errorf("look up neighbours: %w", err)
+			}
+			neighbours, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Profile, error) {
+				var p identity.Profile
+				err := r.Scan(&p.CustomerID, &p.FirstName, &p.LastName, &p.Email)
+				return p, err
+			})
+			if err != nil {
+				return fmt.Errorf("look up neighbours: %w", err)
+			}
+		}
+		return nil
+	}()
 	if err != nil {
 		return err
 	}
-	ids := map[uuid.UUID]bool{}
-	for _, h := range holders {
-		ids[h.CustomerID] = true
-	}
-	profileKeys, err := queryProfileKeys(ctx, tx, tenant, ids)
-	if err != nil {
-		return err
-	}
-	neighbours, err := queryNeighbours(ctx, tx, tenant, domains, surnames)
-	if err != nil {
-		return err
-	}
+	// The oldest holder first, as the domain's rules expect.
+	slices.SortStableFunc(holders, func(a, b heldKey) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.CustomerID[:], b.CustomerID[:])
+	})
 
 	byKey := map[identity.Key][]uuid.UUID{}
 	for _, h := range holders {
 		byKey[h.Key] = append(byKey[h.Key], h.CustomerID)
 	}
 	var resKinds, resValues, resCauses []string
-	var resCustomers []uuid.UUID
+	var resCustomers []pgtype.UUID
 	for i, r := range reqs {
 		c := identity.Candidates{Profiles: map[uuid.UUID]identity.Profile{}}
 		for _, k := range r.Keys {
@@ -113,91 +238,50 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 			byKey[k] = append(byKey[k], customer)
 			profileKeys[customer] = append(profileKeys[customer], k)
 			resKinds, resValues = append(resKinds, string(k.Kind)), append(resValues, k.Value)
-			resCustomers, resCauses = append(resCustomers, customer), append(resCauses, r.CausedBy)
+			resCustomers, resCauses = append(resCustomers, pgtype.UUID{Bytes: customer, Valid: true}), append(resCauses, r.CausedBy)
 		}
 	}
+
+	b = &pgx.Batch{}
 	if len(resKinds) > 0 {
-		_, err := tx.Exec(ctx, `
-			INSERT INTO identity_keys (tenant_id, kind, value, customer_id, caused_by)
-			SELECT $1, k, v, c, cb FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[]) AS r(k, v, c, cb)
-			ON CONFLICT DO NOTHING`, tenant, resKinds, resValues, resCustomers, resCauses)
-		if err != nil {
-			return fmt.Errorf("reserve identity keys: %w", err)
+		b.Queue(sqlReserve, tenant, resKinds, resValues, resCustomers, resCauses)
+	}
+	b.Queue("COMMIT")
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		if len(resKinds) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("reserve identity keys: %w", err)
+			}
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit identity keys: %w", err)
-	}
-	return nil
-}
-
-func queryHolders(ctx context.Context, tx pgx.Tx, tenant string, kinds, values []string) ([]identity.Holder, error) {
-	if len(kinds) == 0 {
-		return nil, nil
-	}
-	rows, err := tx.Query(ctx, `
-		SELECT k.kind, k.value, k.customer_id
-		FROM identity_keys k
-		JOIN unnest($2::text[], $3::text[]) AS q(kind, value) ON q.kind = k.kind AND q.value = k.value
-		WHERE k.tenant_id = $1
-		ORDER BY k.created_at, k.customer_id`, tenant, kinds, values)
-	if err != nil {
-		return nil, fmt.Errorf("look up identity keys: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Holder, error) {
-		var h identity.Holder
-		var kind string
-		err := r.Scan(&kind, &h.Key.Value, &h.CustomerID)
-		h.Key.Kind = identity.Kind(kind)
-		return h, err
-	})
-}
-
-func queryProfileKeys(ctx context.Context, tx pgx.Tx, tenant string, ids map[uuid.UUID]bool) (map[uuid.UUID][]identity.Key, error) {
-	out := map[uuid.UUID][]identity.Key{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	list := make([]uuid.UUID, 0, len(ids))
-	for id := range ids {
-		list = append(list, id)
-	}
-	rows, err := tx.Query(ctx, `SELECT customer_id, kind, value FROM identity_keys WHERE tenant_id = $1 AND customer_id = ANY($2)`, tenant, list)
-	if err != nil {
-		return nil, fmt.Errorf("look up profile keys: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id uuid.UUID
-		var kind, value string
-		if err := rows.Scan(&id, &kind, &value); err != nil {
-			return nil, err
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("commit identity keys: %w", err)
 		}
-		out[id] = append(out[id], identity.Key{Kind: identity.Kind(kind), Value: value})
-	}
-	return out, rows.Err()
+		return nil
+	}()
+	return err
 }
 
-// queryNeighbours reads the profile read model for people at the same email
-// domains with the same folded surnames: candidates for a fuzzy review.
-func queryNeighbours(ctx context.Context, tx pgx.Tx, tenant string, domains, surnames []string) ([]identity.Profile, error) {
-	if len(domains) == 0 {
-		return nil, nil
+// heldKey is a key, who holds it and since when.
+type heldKey struct {
+	identity.Holder
+	at time.Time
+}
+
+// rollback ends a failed transaction, if one is open, so that its
+// connection can go back to the pool; it has a context of its own because
+// the caller's may be done.
+func rollback(conn *pgx.Conn) {
+	if conn.IsClosed() || conn.PgConn().TxStatus() == 'I' {
+		return
 	}
-	rows, err := tx.Query(ctx, `
-		SELECT c.id, coalesce(c.first_name, ''), coalesce(c.last_name, ''), coalesce(c.email, '')
-		FROM customers c
-		JOIN unnest($2::text[], $3::text[]) AS q(domain, surname) ON c.email_domain = q.domain AND c.last_name_folded = q.surname
-		WHERE c.tenant_id = $1 AND c.status <> 'MERGED'
-		LIMIT 200`, tenant, domains, surnames)
-	if err != nil {
-		return nil, fmt.Errorf("look up neighbours: %w", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+		// The pool destroys a connection it gets back inside a transaction.
+		conn.Close(ctx) //nolint:errcheck
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Profile, error) {
-		var p identity.Profile
-		err := r.Scan(&p.CustomerID, &p.FirstName, &p.LastName, &p.Email)
-		return p, err
-	})
 }
 
 // Repoint implements commands.IdentityIndex: the survivor of a merge takes
@@ -233,7 +317,13 @@ func (x *IdentityIndex) Repoint(ctx context.Context, tenant string, from, to uui
 
 // Seen implements commands.Inbox.
 func (x *IdentityIndex) Seen(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
-	rows, err := x.Pool.Query(ctx, `SELECT event_id, stream FROM upstream_inbox WHERE tenant_id = $1 AND event_id = ANY($2)`, tenant, ids)
+	// A primary-key probe per id, as in sqlHolders.
+	rows, err := x.Pool.Query(ctx, `
+		SELECT i.event_id, i.stream
+		FROM unnest($2::text[]) AS q(id)
+		CROSS JOIN LATERAL (
+			SELECT event_id, stream FROM upstream_inbox WHERE tenant_id = $1 AND event_id = q.id OFFSET 0
+		) AS i`, tenant, ids)
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}

@@ -6,12 +6,9 @@ package storebench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -21,9 +18,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/clubcrm/crm/bench/scratch"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/eventstore/postgres"
-	"github.com/clubcrm/crm/migrations"
 )
 
 const (
@@ -67,7 +64,7 @@ func Run(ctx context.Context, serverURL string, n int, w io.Writer) (Result, err
 	if n < BatchSize {
 		return Result{}, fmt.Errorf("storebench: need at least %d events, got %d", BatchSize, n)
 	}
-	dsn, drop, err := scratch(ctx, serverURL)
+	dsn, drop, err := scratch.Database(ctx, serverURL)
 	if err != nil {
 		return Result{}, err
 	}
@@ -485,41 +482,4 @@ func (b *bench) rawCopy(ctx context.Context, table string, rows []row) error {
 		return fmt.Errorf("storebench: raw copy: %w", err)
 	}
 	return nil
-}
-
-// scratch creates a migrated database of its own on the server and answers
-// its URL and a function dropping it.
-func scratch(ctx context.Context, serverURL string) (string, func(), error) {
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		return "", nil, fmt.Errorf("storebench: parse url: %w", err)
-	}
-	suffix := make([]byte, 6)
-	if _, err := rand.Read(suffix); err != nil {
-		return "", nil, err
-	}
-	name := "crm_bench_" + hex.EncodeToString(suffix)
-	db := *u
-	db.Path = "/" + name
-	dsn := db.String()
-	admin := *u
-	admin.Path = "/postgres"
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin.String())
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)") //nolint:errcheck
-	}
-	if err := migrations.EnsureDatabase(ctx, dsn); err != nil {
-		return "", nil, fmt.Errorf("storebench: %w", err)
-	}
-	if _, err := migrations.Up(ctx, dsn); err != nil {
-		drop()
-		return "", nil, fmt.Errorf("storebench: %w", err)
-	}
-	return dsn, drop, nil
 }

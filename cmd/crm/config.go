@@ -30,6 +30,11 @@ type Config struct {
 
 	logLevel string
 	roles    string
+
+	// Tests point ingestion at streams of their own; empty means the
+	// upstream services' streams (ingest.DefaultStreams).
+	streams          []string
+	deadLetterStream string
 }
 
 // Service roles that serve can run; each may run as its own process.

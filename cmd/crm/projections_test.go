@@ -88,8 +88,12 @@ func liveProject(t *testing.T, pool *pgxpool.Pool, store eventstore.Store) func(
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx) }()
-	head, err := store.Head(context.Background())
-	require.NoError(t, err)
-	require.NoError(t, rt.WaitFor(context.Background(), customers.Name, head, 20*time.Second))
+	// The newest event appended, read from the table: the store's head may
+	// not show it yet while older transactions anywhere on the server
+	// (other tests') are still open.
+	var last eventstore.Position
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT tx_id, seq FROM events ORDER BY tx_id DESC, seq DESC LIMIT 1`).
+		Scan(&last.Commit, &last.Prepare))
+	require.NoError(t, rt.WaitFor(context.Background(), customers.Name, last, 20*time.Second))
 	return func() { cancel(); <-done; rt.Close() }
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/clubcrm/crm/migrations"
 	"github.com/clubcrm/crm/projections"
 	"github.com/clubcrm/crm/readmodels/customers"
+	"github.com/clubcrm/crm/readmodels/metrics"
 )
 
 func init() {
@@ -139,8 +140,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 			Resolve:   &app.ResolveDuplicate{Store: store, Merge: merge},
 			Settings:  settings,
 			Duplicate: reader.DuplicateByID,
+			Computed:  reader.Computed,
 		})
 		api.RegisterCustomerQueries(httpapi.CustomerQueries{DB: pool, Store: store, Settings: settings})
+		api.RegisterTimeline(httpapi.TimelineEndpoints{DB: pool, Record: &app.RecordActivity{Store: store}})
+		api.RegisterNotes(httpapi.NoteEndpoints{DB: pool, Notes: &app.Notes{Store: store}})
+		api.RegisterTags(httpapi.TagEndpoints{DB: pool, Tags: &app.Tags{Store: store}})
 		g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, api, log, ready) })
 	}
 	if cfg.has(roleIngest) {
@@ -150,7 +155,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 				return err
 			}
 		}
-		consumer, err := ingest.New(ingest.Config{Redis: rdb, Handler: ingestCmd, ConsumerName: name, Logger: log})
+		consumer, err := ingest.New(ingest.Config{Redis: rdb, Handler: ingestCmd, ConsumerName: name, Logger: log,
+			Streams: cfg.streams, DeadLetterStream: cfg.deadLetterStream})
 		if err != nil {
 			return fmt.Errorf("ingest: %w", err)
 		}
@@ -160,7 +166,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		g.Go(func() error { return rt.Run(ctx) })
 	}
 	if cfg.has(roleScheduler) {
-		log.Info("scheduler role: no scheduled jobs are defined in this version")
+		// Moves the rolling 30-day activity windows as days pass; one
+		// process at a time runs it (a PostgreSQL advisory lock).
+		job := &metrics.Job{Pool: pool, Log: log}
+		g.Go(func() error { return job.Run(ctx) })
 	}
 	log.Info("crm serving", slog.String("version", version), slog.Any("roles", cfg.Roles), slog.String("eventstore", cfg.EventStore))
 	return g.Wait()

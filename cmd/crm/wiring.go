@@ -15,7 +15,9 @@ import (
 	"github.com/clubcrm/crm/eventstore/esdb"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
 	"github.com/clubcrm/crm/projections"
+	"github.com/clubcrm/crm/readmodels/activities"
 	"github.com/clubcrm/crm/readmodels/customers"
+	"github.com/clubcrm/crm/readmodels/metrics"
 )
 
 // openEventStore answers the configured event store backend.
@@ -54,6 +56,9 @@ func openRedis(ctx context.Context, cfg *Config) (*redis.Client, error) {
 func allProjectors(pub message.Publisher) []projections.Projector {
 	return []projections.Projector{
 		customers.Projector{},
+		activities.Projector{},
+		activities.NotesProjector{},
+		metrics.Projector{},
 		&outbox.Projector{Publisher: pub},
 	}
 }

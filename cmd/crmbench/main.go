@@ -1,20 +1,26 @@
 // Command crmbench runs the service's benchmarks against a real PostgreSQL
-// server and writes the figures, with what they were measured on, to
-// bench/results/latest.json.
+// server and Redis, and writes the figures, with what they were measured
+// on, to bench/results/latest.json. See docs/performance.md.
 //
-//	BENCH_SCALE=small|large  (or -scale) small takes seconds, large minutes
-//	TEST_DATABASE_URL        the server (default: the local one)
+//	BENCH_SCALE=smoke|small|large  (or -scale; default large)
+//	TEST_DATABASE_URL              the PostgreSQL server (default: the local one)
+//	BENCH_REDIS_URL                a spare Redis database (default redis://127.0.0.1:6379/15)
 //
 // Each benchmark is a section; add one to sections to have it run and
-// reported.
+// reported. Sections:
+//
+//	eventstore  the PostgreSQL event store against raw INSERT/COPY/SELECT
+//	service     crm serve end to end (bench/servicebench)
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,30 +28,54 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/clubcrm/crm/bench/population"
+	"github.com/clubcrm/crm/bench/servicebench"
 	"github.com/clubcrm/crm/bench/storebench"
 )
 
 // DefaultServerURL is the server used unless TEST_DATABASE_URL says otherwise.
 const DefaultServerURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
+// DefaultRedisURL is the spare Redis database used unless BENCH_REDIS_URL
+// says otherwise; the service benchmark empties it.
+const DefaultRedisURL = "redis://127.0.0.1:6379/15"
+
 // Sizes are the workload sizes of a scale.
 type Sizes struct {
-	Events int `json:"events"`
+	// StoreEvents sizes the eventstore section.
+	StoreEvents int `json:"storeEvents"`
+	// People and Events size the generated population and its history;
+	// IngestEvents of them go through crm serve end to end, the rest
+	// straight into the event store.
+	People       int `json:"people"`
+	Events       int `json:"events"`
+	IngestEvents int `json:"ingestEvents"`
+	// Requests per HTTP figure; VisibleSeconds at 1,000 events/s.
+	Requests       int     `json:"requests"`
+	VisibleSeconds float64 `json:"visibleSeconds"`
 }
 
 var scales = map[string]Sizes{
-	"small": {Events: 20_000},
-	"large": {Events: 1_000_000},
+	// smoke checks the harness itself in go test (cmd/crmbench).
+	"smoke": {StoreEvents: 5_000, People: 1_000, Events: 10_000, IngestEvents: 10_000, Requests: 2_000, VisibleSeconds: 5},
+	"small": {StoreEvents: 20_000, People: 10_000, Events: 50_000, IngestEvents: 50_000, Requests: 4_000, VisibleSeconds: 10},
+	"large": {StoreEvents: 1_000_000, People: 1_000_000, Events: 10_000_000, IngestEvents: 2_000_000, Requests: 100_000, VisibleSeconds: 60},
 }
 
 // Env is what every section gets.
 type Env struct {
-	ServerURL string
-	Sizes     Sizes
+	ServerURL  string
+	RedisURL   string
+	Sizes      Sizes
+	ProfileDir string
+	LogDir     string
+	KeepDB     bool
+	Log        *slog.Logger
 }
 
 type section struct {
@@ -55,7 +85,15 @@ type section struct {
 
 var sections = []section{
 	{"eventstore", func(ctx context.Context, env Env, w io.Writer) (any, error) {
-		return storebench.Run(ctx, env.ServerURL, env.Sizes.Events, w)
+		return storebench.Run(ctx, env.ServerURL, env.Sizes.StoreEvents, w)
+	}},
+	{"service", func(ctx context.Context, env Env, w io.Writer) (any, error) {
+		return servicebench.Run(ctx, servicebench.Config{
+			ServerURL: env.ServerURL, RedisURL: env.RedisURL,
+			People: env.Sizes.People, Events: env.Sizes.Events, IngestEvents: env.Sizes.IngestEvents,
+			Requests: env.Sizes.Requests, VisibleRate: 1000, VisibleSeconds: env.Sizes.VisibleSeconds,
+			Seed: population.DefaultSeed, ProfileDir: env.ProfileDir, LogDir: env.LogDir, KeepDB: env.KeepDB, Log: env.Log,
+		}, w)
 	}},
 }
 
@@ -87,29 +125,62 @@ type Report struct {
 }
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	_, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "crmbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	scale := flag.String("scale", envOr("BENCH_SCALE", "small"), "workload size: small or large")
-	out := flag.String("out", "", "report file (default bench/results/latest.json in the repository)")
-	only := flag.String("only", "", "comma-separated sections to run (default all)")
-	flag.Parse()
+// errTargets is answered under -strict when a target was missed.
+var errTargets = errors.New("some performance targets were missed")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, error) {
+	fs := flag.NewFlagSet("crmbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	scale := fs.String("scale", envOr("BENCH_SCALE", "large"), "workload size: smoke, small or large")
+	out := fs.String("out", "", "report file (default bench/results/latest.json in the repository)")
+	only := fs.String("only", "", "comma-separated sections to run (default all: "+sectionNames()+")")
+	profile := fs.String("profile", "", "directory for CPU profiles of crm serve (ingest, queries, visible)")
+	logDir := fs.String("logs", "", "directory to keep crm's logs in (default: a temporary one, kept only on failure)")
+	people := fs.Int("people", 0, "override the scale's number of people")
+	events := fs.Int("events", 0, "override the scale's number of upstream events")
+	ingestEvents := fs.Int("ingest-events", 0, "override how many events go through crm serve (the rest straight into the event store)")
+	strict := fs.Bool("strict", false, "exit non-zero when a performance target is missed")
+	keepDB := fs.Bool("keep-db", false, "keep the service section's scratch database (for EXPLAIN); its URL is logged")
+	if err := fs.Parse(args); err != nil {
+		return Report{}, err
+	}
 
 	sizes, ok := scales[*scale]
 	if !ok {
-		return fmt.Errorf("unknown scale %q (small or large)", *scale)
+		return Report{}, fmt.Errorf("unknown scale %q (smoke, small or large)", *scale)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	label := *scale
+	if *people > 0 || *events > 0 || *ingestEvents > 0 {
+		label += " (sizes overridden)"
+	}
+	if *people > 0 {
+		sizes.People = *people
+	}
+	if *events > 0 {
+		sizes.Events = *events
+	}
+	if *ingestEvents > 0 {
+		sizes.IngestEvents = *ingestEvents
+	}
+	sizes.IngestEvents = min(sizes.IngestEvents, sizes.Events)
 
-	env := Env{ServerURL: envOr("TEST_DATABASE_URL", DefaultServerURL), Sizes: sizes}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	env := Env{
+		ServerURL: envOr("TEST_DATABASE_URL", DefaultServerURL), RedisURL: envOr("BENCH_REDIS_URL", DefaultRedisURL),
+		Sizes: sizes, ProfileDir: *profile, LogDir: *logDir, KeepDB: *keepDB, Log: log,
+	}
 	rep := Report{
 		StartedAt:  time.Now().UTC(),
-		Scale:      *scale,
+		Scale:      label,
 		Sizes:      sizes,
 		CPUs:       runtime.NumCPU(),
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
@@ -120,34 +191,56 @@ func run() error {
 	}
 	var err error
 	if rep.PostgresVersion, err = serverVersion(ctx, env.ServerURL); err != nil {
-		return err
+		return rep, err
 	}
-	fmt.Printf("crmbench %s: %d CPUs (load %s), %s, PostgreSQL %s, commit %.12s\n\n",
-		*scale, rep.CPUs, rep.LoadBefore, rep.GoVersion, rep.PostgresVersion, rep.GitCommit)
+	fmt.Fprintf(stdout, "crmbench %s: %d CPUs (load %s), %s, PostgreSQL %s, commit %.12s%s\n\n",
+		label, rep.CPUs, rep.LoadBefore, rep.GoVersion, rep.PostgresVersion, rep.GitCommit, dirty(rep.GitDirty))
 
 	var want []string
 	if *only != "" {
 		want = strings.Split(*only, ",")
+		for _, w := range want {
+			if !slices.ContainsFunc(sections, func(s section) bool { return s.name == w }) {
+				return rep, fmt.Errorf("no section %q (%s)", w, sectionNames())
+			}
+		}
 	}
-	failed := false
+	failed, missed := false, false
 	for _, s := range sections {
 		if want != nil && !slices.Contains(want, s.name) {
 			continue
 		}
-		fmt.Printf("== %s\n", s.name)
+		fmt.Fprintf(stdout, "== %s\n", s.name)
 		began := time.Now()
-		res, err := s.run(ctx, env, os.Stdout)
+		res, err := s.run(ctx, env, stdout)
 		sr := SectionReport{Name: s.name, Seconds: time.Since(began).Seconds(), Result: res}
 		if err != nil {
 			sr.Error = err.Error()
 			failed = true
-			fmt.Printf("error: %v\n", err)
+			fmt.Fprintf(stdout, "error: %v\n", err)
+		}
+		if r, ok := res.(servicebench.Result); ok {
+			for _, c := range r.Targets {
+				missed = missed || (c.Met != nil && !*c.Met)
+			}
 		}
 		rep.Sections = append(rep.Sections, sr)
-		fmt.Println()
+		fmt.Fprintf(stdout, "(%s took %s)\n\n", s.name, time.Since(began).Round(time.Second))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		// An interrupted run leaves the last report as it was.
+		return rep, fmt.Errorf("interrupted: %w", err)
 	}
 	rep.Seconds = time.Since(rep.StartedAt).Seconds()
 	rep.LoadAfter = loadAvg()
+	if *scale != "large" {
+		fmt.Fprintf(stdout, "The targets are set for the large scale; at %s they are for information only.\n", *scale)
+	}
+	fmt.Fprintf(stdout, "load average %s before, %s after; %s in all\n", rep.LoadBefore, rep.LoadAfter,
+		time.Duration(rep.Seconds*float64(time.Second)).Round(time.Second))
 
 	path := *out
 	if path == "" {
@@ -157,6 +250,22 @@ func run() error {
 		}
 		path = filepath.Join(root, "bench", "results", "latest.json")
 	}
+	if err := writeReport(path, rep); err != nil {
+		return rep, err
+	}
+	fmt.Fprintln(stdout, "wrote", path)
+	switch {
+	case failed:
+		return rep, errors.New("some sections failed")
+	case *strict && missed:
+		return rep, errTargets
+	}
+	return rep, nil
+}
+
+// writeReport writes rep as indented JSON, through a temporary file so
+// that an interrupted write leaves the previous report whole.
+func writeReport(path string, rep Report) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
@@ -164,14 +273,29 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
-	fmt.Println("wrote", path)
-	if failed {
-		return fmt.Errorf("some sections failed")
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("report: %w", err)
 	}
 	return nil
+}
+
+func sectionNames() string {
+	names := make([]string, len(sections))
+	for i, s := range sections {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+func dirty(d bool) string {
+	if d {
+		return " (with uncommitted changes)"
+	}
+	return ""
 }
 
 func envOr(key, def string) string {

@@ -46,10 +46,18 @@ func (p *Profile) Apply(data any, at time.Time) {
 		}
 		var src struct {
 			FirstName, LastName string
+			Notes               []Note
 		}
 		_ = json.Unmarshal(e.Source, &src)
 		if p.FirstName == "" && p.LastName == "" {
 			p.FirstName, p.LastName = src.FirstName, src.LastName
+		}
+		// The absorbed profile's notes are the survivor's now: their
+		// authors (or an administrator) edit them through it.
+		for _, n := range src.Notes {
+			if _, ok := p.noteIndex(n.ID); !ok {
+				p.Notes = append(p.Notes, n)
+			}
 		}
 		p.MergedFrom = append(p.MergedFrom, e.SourceID)
 	case *MergedInto:
@@ -59,6 +67,17 @@ func (p *Profile) Apply(data any, at time.Time) {
 		if v, err := ParseUpstream(e.Upstream.Type, e.Data); err == nil {
 			p.applyUpstream(v)
 		}
+	case *NoteAdded, *NoteEdited, *NoteDeleted:
+		p.applyNote(e, at)
+	case *TagsChanged:
+		p.Tags = slices.DeleteFunc(p.Tags, func(t string) bool { return slices.Contains(e.Removed, t) })
+		for _, t := range e.Added {
+			if !slices.Contains(p.Tags, t) {
+				p.Tags = append(p.Tags, t)
+			}
+		}
+	case *ActivityRecorded:
+		// Kept for the timeline; the profile's own fields do not change.
 	}
 	p.Version++
 	p.UpdatedAt = at

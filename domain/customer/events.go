@@ -20,6 +20,11 @@ const (
 	TypeEdited           = "customer.edited"
 	TypeMerged           = "customer.merged"
 	TypeMergedInto       = "customer.merged.into"
+	TypeNoteAdded        = "customer.note.added"
+	TypeNoteEdited       = "customer.note.edited"
+	TypeNoteDeleted      = "customer.note.deleted"
+	TypeTagsChanged      = "customer.tags.changed"
+	TypeActivityRecorded = "customer.activity.recorded"
 )
 
 // Event is a domain event: its type and its payload.
@@ -122,6 +127,16 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &Merged{}
 	case TypeMergedInto:
 		v = &MergedInto{}
+	case TypeNoteAdded:
+		v = &NoteAdded{}
+	case TypeNoteEdited:
+		v = &NoteEdited{}
+	case TypeNoteDeleted:
+		v = &NoteDeleted{}
+	case TypeTagsChanged:
+		v = &TagsChanged{}
+	case TypeActivityRecorded:
+		v = &ActivityRecorded{}
 	default:
 		if !IsUpstreamType(typ) {
 			return nil, fmt.Errorf("customer event %q: unknown type", typ)

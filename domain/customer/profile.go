@@ -101,6 +101,9 @@ type Profile struct {
 	// membership status change derives it again.
 	LifecycleByStaff bool
 	Tags             []string
+	// Notes are the staff notes on the profile that are not deleted, in
+	// the order they were added (a merge brings the absorbed profile's).
+	Notes []Note
 
 	Handicap         *float64
 	HomeClubID       string
@@ -126,6 +129,12 @@ var (
 	ErrNotFound    = errors.New("customer not found")
 	ErrNotEditable = errors.New("field is not editable")
 	ErrInvalid     = errors.New("invalid")
+	// ErrNoteNotFound answers a note the profile does not hold (never
+	// added, or deleted).
+	ErrNoteNotFound = errors.New("note not found")
+	// ErrForbidden answers a staff member changing a note that is not
+	// theirs without being an administrator.
+	ErrForbidden = errors.New("forbidden")
 )
 
 // Exists reports whether the profile has been created.

@@ -56,12 +56,15 @@ type Customer struct {
 
 	// Computed by the scoring and activity read models; null and 0 until
 	// they exist.
-	EngagementScore  *float64   `json:"engagementScore" doc:"0-100"`
-	ChurnRiskScore   *float64   `json:"churnRiskScore" doc:"0-100"`
-	LifetimeValue    *int64     `json:"lifetimeValue" doc:"in cents"`
-	LastActivityAt   *time.Time `json:"lastActivityAt"`
-	ActivityCount30d int        `json:"activityCount30d"`
-	BookingCount30d  int        `json:"bookingCount30d"`
+	EngagementScore *float64 `json:"engagementScore" doc:"0-100"`
+	ChurnRiskScore  *float64 `json:"churnRiskScore" doc:"0-100"`
+	LifetimeValue   *int64   `json:"lifetimeValue" doc:"payments received, in minor units (cents) of lifetimeValueCurrency; 0 when none, null until computed"`
+	// LifetimeValueCurrency is the tenant's main currency, the one most
+	// payments were made in (see readmodels/metrics).
+	LifetimeValueCurrency *string    `json:"lifetimeValueCurrency" doc:"ISO 4217 code of lifetimeValue: the tenant's main currency"`
+	LastActivityAt        *time.Time `json:"lastActivityAt"`
+	ActivityCount30d      int        `json:"activityCount30d"`
+	BookingCount30d       int        `json:"bookingCount30d"`
 
 	Handicap   *float64 `json:"handicap" doc:"from TeeTime"`
 	HomeClubID *string  `json:"homeClubId"`

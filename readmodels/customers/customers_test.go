@@ -81,7 +81,7 @@ func TestProjectionEqualsFold(t *testing.T) {
 	assert.JSONEq(t, `{"id":"`+jane.ID.String()+`","tenantId":"club-a","authUserId":"idp|jane","email":"jane.doe@mail.co.za","phoneNumber":"+27825551234",
 		"sclMemberId":42,"teetimePlayerId":"p-1","messagingContactId":"c-1","externalIds":{"mcaV1ZaId":null,"mcaV1UkId":null,"golfRsaId":"G-1"},
 		"firstName":"Jane","lastName":"Doe","displayName":"Janey","status":"ACTIVE","lifecycleStage":"MEMBER","tags":[],
-		"engagementScore":null,"churnRiskScore":null,"lifetimeValue":null,"lastActivityAt":null,"activityCount30d":0,"bookingCount30d":0,
+		"engagementScore":null,"churnRiskScore":null,"lifetimeValue":null,"lifetimeValueCurrency":null,"lastActivityAt":null,"activityCount30d":0,"bookingCount30d":0,
 		"handicap":11.8,"homeClubId":"club-1","membershipTier":"Platinum","membershipStatus":"ACTIVE",
 		"emailOptIn":true,"smsOptIn":true,"pushOptIn":false,"whatsappOptIn":true,
 		"aliases":[{"kind":"email","value":"jane@work.co.za"},{"kind":"email","value":"jd@other.com"},{"kind":"phoneNumber","value":"+447911123456"}],

@@ -79,7 +79,25 @@ type Filter struct {
 const selectCustomer = `c.id, c.tenant_id, c.version, c.auth_user_id, c.email, c.phone_number, c.scl_member_id,
 	c.teetime_player_id, c.messaging_contact_id, c.external_ids, c.aliases, c.first_name, c.last_name, c.display_name,
 	c.status, c.lifecycle_stage, c.tags, c.handicap::float8, c.home_club_id, c.membership_tier, c.membership_status,
-	c.email_opt_in, c.sms_opt_in, c.push_opt_in, c.whatsapp_opt_in, c.merged_into, c.created_at, c.updated_at`
+	c.email_opt_in, c.sms_opt_in, c.push_opt_in, c.whatsapp_opt_in, c.merged_into, c.created_at, c.updated_at,
+	` + computedColumns
+
+// fromCustomers is the customers table as c with the metrics read model
+// (readmodels/metrics) joined in as m, and the tenant's main currency as
+// cur: the computed fields come from tables of their own projectors, so
+// rebuilding one read model never wipes another's columns. A profile the
+// metrics projector has not reached yet reads null and 0.
+const fromCustomers = `customers c
+	LEFT JOIN customer_metrics m ON m.tenant_id = c.tenant_id AND m.customer_id = c.id
+	LEFT JOIN LATERAL (
+		SELECT tc.currency FROM tenant_currencies tc WHERE tc.tenant_id = c.tenant_id AND tc.currency <> 'XXX'
+		ORDER BY tc.payments DESC, tc.cents DESC, tc.currency LIMIT 1
+	) cur ON true`
+
+// computedColumns are the computed fields, read from fromCustomers.
+const computedColumns = `m.last_activity_at, coalesce(m.activity_count_30d, 0), coalesce(m.booking_count_30d, 0),
+	CASE WHEN m.customer_id IS NOT NULL THEN coalesce((m.lifetime_cents ->> cur.currency)::bigint, 0) END,
+	CASE WHEN m.customer_id IS NOT NULL THEN cur.currency END`
 
 func scanCustomer(row pgx.Row) (Customer, error) {
 	var c Customer
@@ -87,9 +105,14 @@ func scanCustomer(row pgx.Row) (Customer, error) {
 	err := row.Scan(&c.ID, &c.TenantID, &c.Version, &c.AuthUserID, &c.Email, &c.PhoneNumber, &c.SCLMemberID,
 		&c.TeeTimePlayerID, &c.MessagingContactID, &ext, &c.Aliases, &c.FirstName, &c.LastName, &c.DisplayName,
 		&c.Status, &c.LifecycleStage, &c.Tags, &c.Handicap, &c.HomeClubID, &c.MembershipTier, &c.MembershipStatus,
-		&c.EmailOptIn, &c.SMSOptIn, &c.PushOptIn, &c.WhatsAppOptIn, &c.MergedInto, &c.CreatedAt, &c.UpdatedAt)
+		&c.EmailOptIn, &c.SMSOptIn, &c.PushOptIn, &c.WhatsAppOptIn, &c.MergedInto, &c.CreatedAt, &c.UpdatedAt,
+		&c.LastActivityAt, &c.ActivityCount30d, &c.BookingCount30d, &c.LifetimeValue, &c.LifetimeValueCurrency)
 	if err != nil {
 		return Customer{}, err
+	}
+	if c.LastActivityAt != nil {
+		t := c.LastActivityAt.UTC()
+		c.LastActivityAt = &t
 	}
 	c.ExternalIDs = externalIDs(ext)
 	if c.Tags == nil {
@@ -107,7 +130,7 @@ func (r Reader) Get(ctx context.Context, tenant string, id uuid.UUID) (Customer,
 	var c Customer
 	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
 		var err error
-		c, err = scanCustomer(tx.QueryRow(ctx, `SELECT `+selectCustomer+` FROM customers c WHERE c.tenant_id = $1 AND c.id = $2`, tenant, id))
+		c, err = scanCustomer(tx.QueryRow(ctx, `SELECT `+selectCustomer+` FROM `+fromCustomers+` WHERE c.tenant_id = $1 AND c.id = $2`, tenant, id))
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -144,7 +167,7 @@ func current(ctx context.Context, tx pgx.Tx, tenant string, id uuid.UUID) (Custo
 			WHERE chain.hops < $3
 		)
 		SELECT `+selectCustomer+`
-		FROM customers c JOIN (SELECT id FROM chain ORDER BY hops DESC LIMIT 1) AS last ON c.id = last.id
+		FROM `+fromCustomers+` JOIN (SELECT id FROM chain ORDER BY hops DESC LIMIT 1) AS last ON c.id = last.id
 		WHERE c.tenant_id = $1`, tenant, id, maxMergeHops))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Customer{}, fmt.Errorf("customer %s: %w", id, ErrNotFound)
@@ -192,7 +215,7 @@ func (r Reader) List(ctx context.Context, tenant string, f Filter, page Page) ([
 	if page.After != nil {
 		where = append(where, "(c.created_at, c.id) < ("+arg(page.After.CreatedAt)+"::timestamptz, "+arg(page.After.ID)+"::uuid)")
 	}
-	sql := `SELECT ` + selectCustomer + ` FROM customers c WHERE ` + strings.Join(where, " AND ") +
+	sql := `SELECT ` + selectCustomer + ` FROM ` + fromCustomers + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY c.created_at DESC, c.id DESC LIMIT ` + arg(limit+1)
 	var out []Customer
 	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {

@@ -1,0 +1,276 @@
+package servicebench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clubcrm/crm/bench/population"
+)
+
+// VisibleResult is how long an upstream event takes to show in the profile
+// read model while events arrive at a steady rate.
+type VisibleResult struct {
+	Rate     int     `json:"rate"` // events/s asked for
+	Seconds  float64 `json:"seconds"`
+	Sent     int     `json:"sent"`
+	Achieved float64 `json:"achievedRate"` // events/s actually published
+	Latency  Latency `json:"latency"`
+	Missing  int     `json:"missing"` // not visible 15 s after the last was sent
+	// PerSecondP50 is the median latency of the events sent in each
+	// second: flat when the service keeps up, climbing when it does not.
+	PerSecondP50 []float64 `json:"perSecondP50Ms"`
+	// The latency in two: from XADD until the event store recorded the
+	// domain event (recorded_at, the append statement's time), and from
+	// then until the read model showed it.
+	Recorded  Latency `json:"toRecorded"`
+	Projected Latency `json:"recordedToVisible"`
+}
+
+// visible publishes member.updated events at rate per second for d, each
+// giving a member a membership tier of its own, and times each from its
+// XADD until the customers read model shows that tier. It watches the
+// projectors' checkpoint notifications (crm_projection_checkpoints) and
+// looks the waiting profiles up whenever one moves, so the time taken is
+// when the projector's transaction committed, give or take a query.
+func (b *bench) visible(ctx context.Context, rate int, d time.Duration) (VisibleResult, error) {
+	res := VisibleResult{Rate: rate}
+	type member struct {
+		key profileKey
+		id  int64
+	}
+	rows, err := b.pool.Query(ctx, `SELECT tenant_id, id, scl_member_id FROM customers
+WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
+	if err != nil {
+		return res, fmt.Errorf("members: %w", err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (member, error) {
+		var m member
+		return m, r.Scan(&m.key.tenant, &m.key.id, &m.id)
+	})
+	if err != nil {
+		return res, fmt.Errorf("members: %w", err)
+	}
+	if len(members) == 0 {
+		return res, errors.New("visible: no members")
+	}
+	rng := rand.New(rand.NewPCG(b.cfg.Seed, 3))
+	rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+
+	// Events in flight, per member, oldest first. A member's events
+	// travel one stream and one consumer in order, and the projector
+	// applies a stream in order: once the row shows the tier of event i,
+	// every earlier event of that member is visible too.
+	type waiting struct {
+		seq  int
+		sent time.Time
+	}
+	total := int(d.Seconds() * float64(rate))
+	bySecond := make([][]time.Duration, (total+rate-1)/rate)
+
+	var mu sync.Mutex
+	pending := map[profileKey][]waiting{}
+	inFlight := 0
+	var seen []time.Duration
+	sentAt, visibleAt := make([]time.Time, total), make([]time.Time, total)
+	streams := map[string]bool{}
+
+	conn, err := pgx.Connect(ctx, b.dsn)
+	if err != nil {
+		return res, fmt.Errorf("visible: listen: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, `LISTEN crm_projection_checkpoints`); err != nil {
+		return res, fmt.Errorf("visible: listen: %w", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	var watchErr error
+	go func() {
+		defer close(watchDone)
+		watchErr = func() error {
+			for watchCtx.Err() == nil {
+				wait, cancel := context.WithTimeout(watchCtx, 50*time.Millisecond)
+				_, err := conn.WaitForNotification(wait)
+				cancel()
+				at := time.Now()
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+					if watchCtx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("visible: wait for notification: %w", err)
+				}
+				mu.Lock()
+				tenants, ids := make([]string, 0, len(pending)), make([]uuid.UUID, 0, len(pending))
+				for k := range pending {
+					tenants, ids = append(tenants, k.tenant), append(ids, k.id)
+				}
+				mu.Unlock()
+				if len(ids) == 0 {
+					continue
+				}
+				rows, err := conn.Query(watchCtx, `SELECT tenant_id, id, membership_tier FROM customers
+WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenants, ids)
+				if err != nil {
+					if watchCtx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("visible: look up: %w", err)
+				}
+				mu.Lock()
+				for rows.Next() {
+					var k profileKey
+					var tier *string
+					if err := rows.Scan(&k.tenant, &k.id, &tier); err != nil {
+						mu.Unlock()
+						rows.Close()
+						return fmt.Errorf("visible: look up: %w", err)
+					}
+					if tier == nil || !strings.HasPrefix(*tier, "L") {
+						continue
+					}
+					upTo, err := strconv.Atoi((*tier)[1:])
+					if err != nil {
+						continue
+					}
+					ws := pending[k]
+					n := 0
+					for n < len(ws) && ws[n].seq <= upTo {
+						seen = append(seen, at.Sub(ws[n].sent))
+						visibleAt[ws[n].seq] = at
+						sec := ws[n].seq / rate
+						bySecond[sec] = append(bySecond[sec], at.Sub(ws[n].sent))
+						n++
+					}
+					inFlight -= n
+					if n == len(ws) {
+						delete(pending, k)
+					} else {
+						pending[k] = ws[n:]
+					}
+				}
+				mu.Unlock()
+				rows.Close()
+				if err := rows.Err(); err != nil {
+					return fmt.Errorf("visible: look up: %w", err)
+				}
+			}
+			return nil
+		}()
+	}()
+	// The watcher must be done with conn before it closes.
+	defer func() { stopWatch(); <-watchDone }()
+
+	interval := time.Second / time.Duration(rate)
+	prog := b.progress(fmt.Sprintf("event → visible at %d events/s", rate), total)
+	began := time.Now()
+	next := 0
+	for i := range total {
+		if due := began.Add(time.Duration(i) * interval); time.Until(due) > 0 {
+			if err := sleep(ctx, time.Until(due)); err != nil {
+				return res, err
+			}
+		}
+		m := members[next%len(members)]
+		next++
+		tier := "L" + strconv.Itoa(i)
+		e := population.Event{
+			Stream: 0, ID: "visible-" + strconv.Itoa(i), Type: "member.updated", Source: "scl", Tenant: m.key.tenant,
+			OccurredAt: time.Now().UTC().Truncate(time.Second),
+			Data:       []byte(`{"memberId":` + strconv.FormatInt(m.id, 10) + `,"membershipTier":"` + tier + `"}`),
+		}
+		payload := e.Payload()
+		mu.Lock()
+		sentAt[i] = time.Now()
+		pending[m.key] = append(pending[m.key], waiting{seq: i, sent: sentAt[i]})
+		inFlight++
+		streams["customer-"+m.key.id.String()] = true
+		mu.Unlock()
+		if err := b.redis.client.XAdd(ctx, &redis.XAddArgs{Stream: population.StreamSCL, Values: []any{"payload", payload}}).Err(); err != nil {
+			return res, fmt.Errorf("visible: xadd: %w", err)
+		}
+		res.Sent++
+		if i%100 == 0 {
+			prog.set(i)
+		}
+		select {
+		case <-watchDone:
+			if watchErr != nil {
+				return res, watchErr
+			}
+			return res, errors.New("visible: the watcher stopped")
+		default:
+		}
+	}
+	res.Seconds = time.Since(began).Seconds()
+	res.Achieved = float64(res.Sent) / res.Seconds
+	prog.done()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := inFlight
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return res, err
+		}
+	}
+	stopWatch()
+	<-watchDone
+	if watchErr != nil {
+		return res, watchErr
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	res.Missing = inFlight
+	res.Latency = summarize(seen)
+	for _, ds := range bySecond {
+		res.PerSecondP50 = append(res.PerSecondP50, summarize(ds).P50)
+	}
+
+	// When the store recorded each: the domain event caused by
+	// visible-<i> on the member's stream.
+	list := make([]string, 0, len(streams))
+	for s := range streams {
+		list = append(list, s)
+	}
+	rows, err = b.pool.Query(ctx, `SELECT metadata->>'causationId', recorded_at FROM events
+WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' LIKE 'visible-%'`, list)
+	if err != nil {
+		return res, fmt.Errorf("visible: recorded times: %w", err)
+	}
+	var toRecorded, toVisible []time.Duration
+	for rows.Next() {
+		var cause string
+		var at time.Time
+		if err := rows.Scan(&cause, &at); err != nil {
+			rows.Close()
+			return res, fmt.Errorf("visible: recorded times: %w", err)
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(cause, "visible-"))
+		if err != nil || i < 0 || i >= total || sentAt[i].IsZero() {
+			continue
+		}
+		toRecorded = append(toRecorded, at.Sub(sentAt[i]))
+		if !visibleAt[i].IsZero() {
+			toVisible = append(toVisible, visibleAt[i].Sub(at))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return res, fmt.Errorf("visible: recorded times: %w", err)
+	}
+	res.Recorded, res.Projected = summarize(toRecorded), summarize(toVisible)
+	return res, nil
+}

@@ -1,0 +1,147 @@
+package commands
+
+import (
+	"container/list"
+	"context"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/clubcrm/crm/domain/customer"
+)
+
+// DefaultProfileCacheSize is how many folded profiles an Ingest keeps
+// between batches unless told otherwise: a few KiB each at most (notes
+// make some larger), tens of MiB in all.
+const DefaultProfileCacheSize = 20_000
+
+// profileCache keeps folded profiles between batches, so that an event
+// about someone seen recently costs no stream read and no fold.
+//
+// It is safe because every append to a customer stream expects an exact
+// version: a cached profile that another writer (staff, another process)
+// has moved past makes the append fail with a conflict, and the retry
+// reads the stream again. What the cache holds is only ever what an
+// append it made, or a read, showed the stream to be.
+//
+// A profile is taken out while a batch works on it and put back only once
+// the batch's append succeeded: concurrent batches never share one (the
+// second reads the stream), and a failed batch leaves nothing behind that
+// it may have changed in memory.
+type profileCache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // of *customer.Profile, most recently put first
+	byKey map[profileKey]*list.Element
+}
+
+type profileKey struct {
+	tenant string
+	id     uuid.UUID
+}
+
+func newProfileCache(size int) *profileCache {
+	return &profileCache{max: size, order: list.New(), byKey: make(map[profileKey]*list.Element, size)}
+}
+
+// take removes and answers the cached profile, or nil.
+func (c *profileCache) take(tenant string, id uuid.UUID) *customer.Profile {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byKey[profileKey{tenant, id}]
+	if !ok {
+		return nil
+	}
+	delete(c.byKey, profileKey{tenant, id})
+	return c.order.Remove(el).(*customer.Profile)
+}
+
+// put caches p, unless a profile at a later version is cached already
+// (another batch appended after this one), and evicts the least recently
+// put profiles beyond the size.
+func (c *profileCache) put(tenant string, p *customer.Profile) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := profileKey{tenant, p.ID}
+	if el, ok := c.byKey[k]; ok {
+		if el.Value.(*customer.Profile).Version > p.Version {
+			return
+		}
+		el.Value = p
+		c.order.MoveToFront(el)
+		return
+	}
+	c.byKey[k] = c.order.PushFront(p)
+	for c.order.Len() > c.max {
+		old := c.order.Remove(c.order.Back()).(*customer.Profile)
+		delete(c.byKey, profileKey{tenant: old.TenantID, id: old.ID})
+	}
+}
+
+// len answers how many profiles are cached.
+func (c *profileCache) len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}
+
+// loadParallelism bounds the stream reads a batch runs at once: a few
+// connections' worth, leaving the pool to other work.
+const loadParallelism = 4
+
+// loadProfiles folds the streams of ids concurrently, at most
+// loadParallelism at a time; the batch waits for the slowest anyway, and
+// one read at a time would cost a round trip per profile.
+func (h *Ingest) loadProfiles(ctx context.Context, tenant string, ids []uuid.UUID) (map[uuid.UUID]*customer.Profile, error) {
+	out := make(map[uuid.UUID]*customer.Profile, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+		next     = make(chan uuid.UUID)
+	)
+	for range min(loadParallelism, len(ids)) {
+		wg.Go(func() {
+			for id := range next {
+				p, err := LoadProfile(ctx, h.Store, tenant, id)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+					cancel()
+				} else if err == nil {
+					out[id] = p
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

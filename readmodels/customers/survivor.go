@@ -1,0 +1,34 @@
+package customers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Survivor answers, within a tenant transaction, the profile id stands for
+// now: id itself, or the survivor of the merges it went through. It answers
+// ErrNotFound when the read model holds no profile id. Other read models
+// (the timeline, notes) use it to serve a merged-away id as its survivor.
+func Survivor(ctx context.Context, tx pgx.Tx, tenant string, id uuid.UUID) (uuid.UUID, error) {
+	var out uuid.UUID
+	err := tx.QueryRow(ctx, `
+		WITH RECURSIVE chain (id, merged_into, hops) AS (
+			SELECT id, merged_into, 0 FROM customers WHERE tenant_id = $1 AND id = $2
+			UNION ALL
+			SELECT n.id, n.merged_into, chain.hops + 1
+			FROM chain JOIN customers n ON n.tenant_id = $1 AND n.id = chain.merged_into
+			WHERE chain.hops < $3
+		)
+		SELECT id FROM chain ORDER BY hops DESC LIMIT 1`, tenant, id, maxMergeHops).Scan(&out)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return uuid.Nil, fmt.Errorf("customer %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("find customer %s: %w", id, err)
+	}
+	return out, nil
+}

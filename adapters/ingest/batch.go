@@ -298,7 +298,7 @@ func (b *batcher) process(ctx context.Context, batch []*item) {
 	case ctx.Err() != nil:
 		// Shutting down: nothing to find out.
 		for _, it := range batch {
-			b.answer(it, outcome{err: err}, false)
+			b.answer(it, outcome{err: ctx.Err()}, false)
 		}
 	default:
 		// Find out whom the failure is about, so that it stalls no

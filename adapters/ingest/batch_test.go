@@ -36,7 +36,11 @@ func TestBatchOfMixedOutcomes(t *testing.T) {
 	}
 	notJSON := xadd(t, rdb, n.scl, "payload", "{not json")
 	xadd(t, rdb, n.scl, "payload", envelopeFor("ok-3"))
-	start(t, config(t, rdb, n, rec, "host-a"))
+	cfg := config(t, rdb, n, rec, "host-a")
+	// Time enough to gather them on a busy machine; the batch goes as
+	// soon as all six are there anyway.
+	cfg.BatchWait = time.Second
+	start(t, cfg)
 
 	rec.wait(t, "ok-3", 1)
 	s.mu.Lock()

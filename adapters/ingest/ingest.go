@@ -114,10 +114,12 @@ type Config struct {
 	NackResendSleep time.Duration
 	// ClaimInterval is how often pending messages of other consumers are
 	// looked at; MaxIdleTime is how long one must have been pending before
-	// it is claimed. MaxIdleTime should exceed the longest a message takes,
-	// retries included (about 3 s by default), or a message still being
-	// retried is claimed and handled twice (harmlessly: the second is a
-	// duplicate).
+	// it is claimed: how long a dead consumer's messages wait. A live
+	// consumer renews what it holds every MaxIdleTime/4 or so, however
+	// long the messages wait their turn or are retried, so that no other
+	// consumer takes them; should it miss that (a pause longer than
+	// MaxIdleTime/2), a message is handled twice, harmlessly: the second
+	// time is a duplicate.
 	ClaimInterval time.Duration
 	MaxIdleTime   time.Duration
 	// BlockTime bounds each XREADGROUP wait, and so how long shutdown waits
@@ -283,6 +285,12 @@ func New(cfg Config) (*Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ingest consumer: subscriber: %w", err)
 	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = sub.Close() // its acknowledging goroutine runs until closed
+		}
+	}()
 	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{
 		Client:     client,
 		Marshaller: deadLetterMarshaller{consumer: cfg.ConsumerName, now: time.Now},
@@ -323,6 +331,7 @@ func New(cfg Config) (*Consumer, error) {
 	for _, s := range cfg.Streams {
 		router.AddConsumerHandler("ingest "+s, s, sub, c.handle)
 	}
+	ok = true
 	return c, nil
 }
 

@@ -241,7 +241,7 @@ type Population struct {
 	order   []int32   // people by join time
 	keen    []float64 // running sums of Keenness along order
 	joined  int       // people of order whose join time has passed
-	ids     [3]int  // per stream: the next envelope number
+	ids     [3]int    // per stream: the next envelope number
 	pending pendingHeap
 	emitted int
 	hour    int

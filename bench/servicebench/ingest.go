@@ -2,19 +2,14 @@ package servicebench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/bench/population"
-	"github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/eventstore"
 )
 
@@ -84,6 +79,9 @@ func (b *bench) preload(ctx context.Context, n int) (map[string]int, error) {
 		}
 		s := population.Streams[e.Stream]
 		pipe.XAdd(ctx, &redis.XAddArgs{Stream: s, Values: []any{"payload", e.Payload()}})
+		if _, _, ok := serviceKey(e.Type, &b.pop.People[e.Person]); ok && b.sample == nil && i > n/2 {
+			b.sample = &e
+		}
 		per[s]++
 		queued++
 		if queued == 1000 {
@@ -353,122 +351,6 @@ func (b *bench) rawInsert(ctx context.Context, rows [][]any) error {
 	return nil
 }
 
-// DirectResult is the part of the history written without crm serve (at
-// the large scale): the same command handler the service runs, in-process,
-// fed tenant by tenant in batches, straight into the event store.
-type DirectResult struct {
-	Events  int     `json:"events"`
-	Seconds float64 `json:"seconds"`
-	PerSec  float64 `json:"perSec"`
-	Batch   int     `json:"batch"`
-	Workers int     `json:"workers"`
-	Invalid int     `json:"invalid"`
-}
-
-// DirectBatch is the envelopes per Handle call of the direct write, all of
-// one tenant; DirectWorkers run at once, each on tenants of its own.
-const (
-	DirectBatch   = 500
-	DirectWorkers = 2
-)
-
-// direct writes the rest of the history through commands.Ingest
-// in-process: no Redis, no watermill, no projection (the rebuild that
-// follows projects it). Each tenant's events keep their order; tenants are
-// independent of each other, so they are spread over the workers.
-func (b *bench) direct(ctx context.Context) (DirectResult, error) {
-	res := DirectResult{Batch: DirectBatch, Workers: DirectWorkers}
-	total := b.pop.Remaining()
-	if total <= 0 {
-		return res, nil
-	}
-	store := eventstore.Upcasting(b.store, commands.Schemas())
-	index := &postgres.IdentityIndex{Pool: b.pool}
-	h := &commands.Ingest{Store: store, Index: index, Inbox: index, Settings: &commands.Settings{Store: store},
-		Log: slog.New(slog.DiscardHandler)}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	work := make([]chan []commands.Envelope, DirectWorkers)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
-	written := 0
-	prog := b.progress("write the rest of the history straight into the event store", total)
-	for w := range work {
-		work[w] = make(chan []commands.Envelope, 4)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for batch := range work[w] {
-				results, err := h.Handle(ctx, batch)
-				mu.Lock()
-				if err != nil && firstErr == nil {
-					firstErr = fmt.Errorf("direct write: %w", err)
-					cancel()
-				}
-				for _, r := range results {
-					if r.Status == commands.Invalid {
-						res.Invalid++
-					}
-				}
-				written += len(batch)
-				prog.set(written)
-				mu.Unlock()
-			}
-		}()
-	}
-	began := time.Now()
-	buffers := map[int32][]commands.Envelope{}
-	send := func(club int32) bool {
-		select {
-		case work[int(club)%DirectWorkers] <- buffers[club]:
-			buffers[club] = nil
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
-	for ctx.Err() == nil {
-		e, ok := b.pop.Next()
-		if !ok {
-			break
-		}
-		club := b.pop.People[e.Person].Club
-		buffers[club] = append(buffers[club], commands.Envelope{
-			ID: e.ID, Type: e.Type, Source: e.Source, TenantID: e.Tenant, OccurredAt: e.OccurredAt, Data: e.Data,
-		})
-		if len(buffers[club]) == DirectBatch && !send(club) {
-			break
-		}
-	}
-	clubs := make([]int32, 0, len(buffers))
-	for c := range buffers {
-		clubs = append(clubs, c)
-	}
-	slices.Sort(clubs)
-	for _, c := range clubs {
-		if len(buffers[c]) > 0 && !send(c) {
-			break
-		}
-	}
-	for _, ch := range work {
-		close(ch)
-	}
-	wg.Wait()
-	prog.done()
-	if firstErr != nil {
-		return res, firstErr
-	}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	res.Events = written
-	res.Seconds = time.Since(began).Seconds()
-	res.PerSec = float64(written) / res.Seconds
-	return res, nil
-}
-
 // sleep waits d unless ctx ends first.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -480,5 +362,3 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
-
-var errNotBuilt = errors.New("not built yet")

@@ -62,7 +62,7 @@ type Sizes struct {
 
 var scales = map[string]Sizes{
 	// smoke checks the harness itself in go test (cmd/crmbench).
-	"smoke": {StoreEvents: 5_000, People: 1_000, Events: 10_000, IngestEvents: 10_000, Requests: 2_000, VisibleSeconds: 5},
+	"smoke": {StoreEvents: 5_000, People: 1_000, Events: 10_000, IngestEvents: 6_000, Requests: 2_000, VisibleSeconds: 5},
 	"small": {StoreEvents: 20_000, People: 10_000, Events: 50_000, IngestEvents: 50_000, Requests: 4_000, VisibleSeconds: 10},
 	"large": {StoreEvents: 1_000_000, People: 1_000_000, Events: 10_000_000, IngestEvents: 2_000_000, Requests: 100_000, VisibleSeconds: 60},
 }
@@ -75,6 +75,7 @@ type Env struct {
 	ProfileDir string
 	LogDir     string
 	KeepDB     bool
+	CRM        string
 	Log        *slog.Logger
 }
 
@@ -92,7 +93,7 @@ var sections = []section{
 			ServerURL: env.ServerURL, RedisURL: env.RedisURL,
 			People: env.Sizes.People, Events: env.Sizes.Events, IngestEvents: env.Sizes.IngestEvents,
 			Requests: env.Sizes.Requests, VisibleRate: 1000, VisibleSeconds: env.Sizes.VisibleSeconds,
-			Seed: population.DefaultSeed, ProfileDir: env.ProfileDir, LogDir: env.LogDir, KeepDB: env.KeepDB, Log: env.Log,
+			Seed: population.DefaultSeed, ProfileDir: env.ProfileDir, LogDir: env.LogDir, KeepDB: env.KeepDB, CRM: env.CRM, Log: env.Log,
 		}, w)
 	}},
 }
@@ -150,6 +151,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	ingestEvents := fs.Int("ingest-events", 0, "override how many events go through crm serve (the rest straight into the event store)")
 	strict := fs.Bool("strict", false, "exit non-zero when a performance target is missed")
 	keepDB := fs.Bool("keep-db", false, "keep the service section's scratch database (for EXPLAIN); its URL is logged")
+	crm := fs.String("crm", "", "run this crm binary instead of building one (build it with -tags crmbench for -profile)")
 	if err := fs.Parse(args); err != nil {
 		return Report{}, err
 	}
@@ -176,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	env := Env{
 		ServerURL: envOr("TEST_DATABASE_URL", DefaultServerURL), RedisURL: envOr("BENCH_REDIS_URL", DefaultRedisURL),
-		Sizes: sizes, ProfileDir: *profile, LogDir: *logDir, KeepDB: *keepDB, Log: log,
+		Sizes: sizes, ProfileDir: *profile, LogDir: *logDir, KeepDB: *keepDB, CRM: *crm, Log: log,
 	}
 	rep := Report{
 		StartedAt:  time.Now().UTC(),

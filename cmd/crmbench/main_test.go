@@ -15,7 +15,9 @@ import (
 )
 
 // TestSmoke runs the whole harness at the smoke scale (1,000 people,
-// 10,000 events) against the local PostgreSQL and Redis: it checks that
+// 10,000 events, 6,000 of them through crm serve and the rest written
+// straight into the event store, as at the large scale) against the local
+// PostgreSQL and Redis: it checks that
 // every phase runs and yields figures, never what the figures are (that is
 // the benchmark's business, at the large scale). BENCH_SCALE=small takes
 // a few minutes on a loaded 2-core machine, too long for make test.
@@ -62,6 +64,10 @@ func TestSmoke(t *testing.T) {
 	}
 	if svc.Ingest.Events != scales["smoke"].IngestEvents || svc.Ingest.PerSec <= 0 || svc.Ingest.DeadLetters != 0 {
 		t.Errorf("ingest: %+v", svc.Ingest)
+	}
+	// Smoke writes part of the history without crm serve, as large does.
+	if d := svc.Direct; d == nil || d.Straight == 0 || d.Events != scales["smoke"].Events-scales["smoke"].IngestEvents {
+		t.Errorf("direct write: %+v", svc.Direct)
 	}
 	for _, r := range svc.Ingest.Raw {
 		if r.PerSec <= 0 || r.Ratio <= 0 {

@@ -106,7 +106,10 @@ type Result struct {
 	Sizes          SizeResult `json:"sizes"`
 	Targets        []Check    `json:"targets"`
 	CPUProfiles    []string   `json:"cpuProfiles,omitempty"`
-	LogDir         string     `json:"logDir,omitempty"`
+	// CRM names the crm binary run when it was given (-crm) rather than
+	// built from the module: the figures are then that binary's.
+	CRM    string `json:"crmBinary,omitempty"`
+	LogDir string `json:"logDir,omitempty"`
 }
 
 // bench is one run's state.
@@ -212,7 +215,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 
 	b.log.Info("generating the population", slog.Int("people", cfg.People), slog.Int("events", cfg.Events))
 	b.pop = population.New(population.Config{People: cfg.People, Events: cfg.Events, Seed: cfg.Seed})
-	res.People, res.Clubs = cfg.People, b.pop.Clubs
+	res.People, res.Clubs, res.CRM = cfg.People, b.pop.Clubs, cfg.CRM
 	for c := range b.pop.Clubs {
 		t := population.ClubTenant(c)
 		tok, err := auth.Mint([]byte(b.serveEnv.jwtSecret), auth.Principal{Subject: "crmbench", Tenant: t, Roles: []string{auth.RoleRead}}, 12*time.Hour, time.Now())
@@ -456,6 +459,9 @@ func rowsOf(rs []RawTime) string {
 
 // Print writes res as the table of figures, then the targets.
 func Print(w io.Writer, res Result) {
+	if res.CRM != "" {
+		fmt.Fprintf(w, "crm: %s, given with -crm, not built from this tree\n", res.CRM)
+	}
 	fmt.Fprintf(w, "population: %s people in %d clubs (%s profiles, %s merged, %s duplicate pairs to review); %s upstream events from %s to %s\n",
 		thousands(int64(res.People)), res.Clubs, thousands(res.Profiles), thousands(res.Merged), thousands(res.Duplicates),
 		thousands(int64(res.Events)), res.HistoryFrom.Format("2006-01-02"), res.HistoryTo.Format("2006-01-02"))

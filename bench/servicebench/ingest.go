@@ -41,6 +41,7 @@ type IngestResult struct {
 	DeadLetters    int64              `json:"deadLetters"`
 	DeadLetterHint string             `json:"deadLetterHint,omitempty"`
 	PeakRSS        int64              `json:"peakRssBytes"` // of crm serve during ingest
+	Scans          []TableScans       `json:"seqScans,omitempty"`
 	Raw            []RawRate          `json:"raw,omitempty"`
 }
 
@@ -102,6 +103,10 @@ func (b *bench) preload(ctx context.Context, n int) (map[string]int, error) {
 // until its read models have caught up.
 func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int) (*server, IngestResult, error) {
 	res := IngestResult{Events: events, Streams: per, CaughtUp: map[string]float64{}}
+	before, err := b.scanCounts(ctx)
+	if err != nil {
+		return nil, res, err
+	}
 	srv, err := startServe(ctx, b.serveEnv, "serve-ingest", b.log)
 	if err != nil {
 		return nil, res, err
@@ -149,6 +154,7 @@ func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int)
 	}
 	res.PerSec = float64(events) / res.Seconds
 	res.PeakRSS = srv.peakRSS()
+	res.Scans = b.scansSince(ctx, before)
 
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&res.StoredEvents); err != nil {
 		return srv, res, fmt.Errorf("count events: %w", err)

@@ -94,18 +94,24 @@ type Result struct {
 	Rebuilds []RebuildResult `json:"rebuilds"`
 	// Skipped names projectors moved past the directly written history
 	// rather than run over it (see skipPast).
-	Skipped  []string       `json:"skippedPastHistory,omitempty"`
-	Queries  []HTTPResult   `json:"queries"`
-	Timeline TimelineResult `json:"timeline"`
-	Segment  SegmentResult  `json:"segment"`
-	Visible  VisibleResult  `json:"visible"`
+	Skipped []string     `json:"skippedPastHistory,omitempty"`
+	Queries []HTTPResult `json:"queries"`
+	// QueryScans are the sequential scans while the queries and the
+	// latency figure ran.
+	QueryScans []TableScans   `json:"queryPhaseSeqScans,omitempty"`
+	Timeline   TimelineResult `json:"timeline"`
+	Segment    SegmentResult  `json:"segment"`
+	Visible    VisibleResult  `json:"visible"`
 	// Peak resident set of crm serve: while ingesting, and while serving
 	// the query and latency figures over the full population.
 	PeakRSSIngest  int64      `json:"peakRssIngestBytes"`
 	PeakRSSQueries int64      `json:"peakRssQueriesBytes"`
 	Sizes          SizeResult `json:"sizes"`
-	Targets        []Check    `json:"targets"`
-	CPUProfiles    []string   `json:"cpuProfiles,omitempty"`
+	// Maintenance says whether the harness stood in for the server's
+	// autovacuum (off on the CI machines).
+	Maintenance MaintenanceResult `json:"maintenance"`
+	Targets     []Check           `json:"targets"`
+	CPUProfiles []string          `json:"cpuProfiles,omitempty"`
 	// CRM names the crm binary run when it was given (-crm) rather than
 	// built from the module: the figures are then that binary's.
 	CRM    string `json:"crmBinary,omitempty"`
@@ -123,6 +129,7 @@ type bench struct {
 	pop      *population.Population
 	sample   *population.Event // an activity envelope of the ingest phase, for checkDirect
 	serveEnv serveEnv
+	maint    *maintainer
 	tokens   map[string]string
 	http     *http.Client
 
@@ -205,6 +212,10 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	defer b.pool.Close()
 	b.store = pgstore.New(b.pool)
 	defer b.store.Close()
+	if b.maint, err = startMaintenance(ctx, b.pool, b.log); err != nil {
+		return res, err
+	}
+	defer b.maint.close()
 
 	secret := make([]byte, 24)
 	_, _ = rand.Read(secret)
@@ -262,9 +273,11 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	res.HistoryTo = b.lastOccurred(ctx)
 
 	// 3. Rebuild every read model.
+	b.maint.setAnalyzeOnly(true)
 	if res.Rebuilds, err = b.rebuild(ctx); err != nil {
 		return res, err
 	}
+	b.maint.setAnalyzeOnly(false)
 	if res.Direct != nil {
 		for _, r := range res.Rebuilds {
 			if r.Skipped != "" {
@@ -288,12 +301,18 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	if err := b.counts(ctx, &res); err != nil {
 		return res, err
 	}
+	before, err := b.scanCounts(ctx)
+	if err != nil {
+		return res, err
+	}
 	if err := b.queries(ctx, srv, &res); err != nil {
 		return res, err
 	}
+	res.QueryScans = b.scansSince(ctx, before)
 	res.PeakRSSQueries = max(srv.peakRSS(), srv.stop())
 
 	// 5. Sizes.
+	res.Maintenance = b.maint.close()
 	if res.Sizes, err = b.sizes(ctx); err != nil {
 		return res, err
 	}
@@ -450,6 +469,13 @@ func series(ms []float64) string {
 	return strings.Join(parts, " ") + " ms"
 }
 
+func rowsOfJoin(rs []RawTime) string {
+	if len(rs) < 3 {
+		return "-"
+	}
+	return thousands(rs[2].Rows)
+}
+
 func rowsOf(rs []RawTime) string {
 	if len(rs) == 0 {
 		return "-"
@@ -461,6 +487,10 @@ func rowsOf(rs []RawTime) string {
 func Print(w io.Writer, res Result) {
 	if res.CRM != "" {
 		fmt.Fprintf(w, "crm: %s, given with -crm, not built from this tree\n", res.CRM)
+	}
+	if m := res.Maintenance; m.Emulated {
+		fmt.Fprintf(w, "the server runs with autovacuum %s: the harness vacuumed and analyzed the scratch database by autovacuum's default thresholds (%d analyzes, %d vacuums)\n",
+			m.ServerAutovacuum, m.Analyzes, m.Vacuums)
 	}
 	fmt.Fprintf(w, "population: %s people in %d clubs (%s profiles, %s merged, %s duplicate pairs to review); %s upstream events from %s to %s\n",
 		thousands(int64(res.People)), res.Clubs, thousands(res.Profiles), thousands(res.Merged), thousands(res.Duplicates),
@@ -545,11 +575,23 @@ func Print(w io.Writer, res Result) {
 		fmt.Fprintln(w)
 	}
 	if seg.NotBuilt != "" {
-		fmt.Fprintf(w, "segments: %s; raw baseline over %s profiles, %s: %s rows\n", seg.NotBuilt, thousands(seg.Profiles), seg.Rules, rowsOf(seg.Raw))
+		fmt.Fprintf(w, "segments: %s; raw baseline over %s profiles, %s: %s rows, %s with bookings\n", seg.NotBuilt, thousands(seg.Profiles), seg.Rules, rowsOf(seg.Raw), rowsOfJoin(seg.Raw))
 	}
 	for _, r := range res.Rebuilds {
 		if r.Skipped == "" {
 			fmt.Fprintf(w, "rebuild %s: %s events in %.1f s, crm projections peak RSS %s\n", r.Name, thousands(r.Events), r.Seconds, fmtBytes(r.PeakRSS))
+		}
+	}
+	for _, p := range []struct {
+		name  string
+		scans []TableScans
+	}{{"ingest", in.Scans}, {"queries", res.QueryScans}} {
+		var parts []string
+		for _, t := range p.scans {
+			parts = append(parts, fmt.Sprintf("%s %s scans reading %s rows", t.Table, thousands(t.SeqScans), thousands(t.SeqTuples)))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "sequential scans during %s: %s\n", p.name, strings.Join(parts, "; "))
 		}
 	}
 	var sizes []string

@@ -37,7 +37,6 @@ func expectedRevision(e eventstore.Expected) (esdbclient.ExpectedRevision, error
 	return nil, fmt.Errorf("%w: expected version %d", eventstore.ErrInvalid, int64(e))
 }
 
-
 // conflictActual is the Actual of a ConflictError for a stream at version
 // cur: -1 stands for a stream that holds no events, as in every backend.
 func conflictActual(cur uint64) int64 {

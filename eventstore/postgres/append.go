@@ -212,7 +212,6 @@ func decide(appends []eventstore.Append, in *prepared, versions map[string]int64
 	return w, nil
 }
 
-
 func (w *writeSet) insertArgs() []any {
 	return []any{w.ids, w.streams, w.versions, w.types, w.data, w.metadata, w.tenants, w.occurred}
 }

@@ -13,13 +13,15 @@ import (
 )
 
 // Computed are the fields of a profile other read models compute (the
-// metrics projector today, scoring later).
+// metrics and scores projectors).
 type Computed struct {
 	LastActivityAt        *time.Time
 	ActivityCount30d      int
 	BookingCount30d       int
 	LifetimeValue         *int64
 	LifetimeValueCurrency *string
+	EngagementScore       *float64
+	ChurnRiskScore        *float64
 }
 
 // SetComputed fills c's computed fields, for representations built from
@@ -27,6 +29,7 @@ type Computed struct {
 func (c *Customer) SetComputed(x Computed) {
 	c.LastActivityAt, c.ActivityCount30d, c.BookingCount30d = x.LastActivityAt, x.ActivityCount30d, x.BookingCount30d
 	c.LifetimeValue, c.LifetimeValueCurrency = x.LifetimeValue, x.LifetimeValueCurrency
+	c.EngagementScore, c.ChurnRiskScore = x.EngagementScore, x.ChurnRiskScore
 }
 
 // Computed answers the computed fields of profile id: null and 0 when the
@@ -35,7 +38,8 @@ func (r Reader) Computed(ctx context.Context, tenant string, id uuid.UUID) (Comp
 	var x Computed
 	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
 		return tx.QueryRow(ctx, `SELECT `+computedColumns+` FROM `+fromCustomers+` WHERE c.tenant_id = $1 AND c.id = $2`, tenant, id).
-			Scan(&x.LastActivityAt, &x.ActivityCount30d, &x.BookingCount30d, &x.LifetimeValue, &x.LifetimeValueCurrency)
+			Scan(&x.LastActivityAt, &x.ActivityCount30d, &x.BookingCount30d, &x.LifetimeValue, &x.LifetimeValueCurrency,
+				&x.EngagementScore, &x.ChurnRiskScore)
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Computed{}, nil

@@ -92,12 +92,14 @@ const fromCustomers = `customers c
 	LEFT JOIN LATERAL (
 		SELECT tc.currency FROM tenant_currencies tc WHERE tc.tenant_id = c.tenant_id AND tc.currency <> 'XXX'
 		ORDER BY tc.payments DESC, tc.cents DESC, tc.currency LIMIT 1
-	) cur ON true`
+	) cur ON true
+	LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id`
 
 // computedColumns are the computed fields, read from fromCustomers.
 const computedColumns = `m.last_activity_at, coalesce(m.activity_count_30d, 0), coalesce(m.booking_count_30d, 0),
 	CASE WHEN m.customer_id IS NOT NULL THEN coalesce((m.lifetime_cents ->> cur.currency)::bigint, 0) END,
-	CASE WHEN m.customer_id IS NOT NULL THEN cur.currency END`
+	CASE WHEN m.customer_id IS NOT NULL THEN cur.currency END,
+	s.engagement_score, s.churn_risk_score`
 
 func scanCustomer(row pgx.Row) (Customer, error) {
 	var c Customer
@@ -106,7 +108,8 @@ func scanCustomer(row pgx.Row) (Customer, error) {
 		&c.TeeTimePlayerID, &c.MessagingContactID, &ext, &c.Aliases, &c.FirstName, &c.LastName, &c.DisplayName,
 		&c.Status, &c.LifecycleStage, &c.Tags, &c.Handicap, &c.HomeClubID, &c.MembershipTier, &c.MembershipStatus,
 		&c.EmailOptIn, &c.SMSOptIn, &c.PushOptIn, &c.WhatsAppOptIn, &c.MergedInto, &c.CreatedAt, &c.UpdatedAt,
-		&c.LastActivityAt, &c.ActivityCount30d, &c.BookingCount30d, &c.LifetimeValue, &c.LifetimeValueCurrency)
+		&c.LastActivityAt, &c.ActivityCount30d, &c.BookingCount30d, &c.LifetimeValue, &c.LifetimeValueCurrency,
+		&c.EngagementScore, &c.ChurnRiskScore)
 	if err != nil {
 		return Customer{}, err
 	}

@@ -166,9 +166,16 @@ func template(ctx context.Context) (string, error) {
 	return name, nil
 }
 
-// dropStaleTemplates removes templates of earlier migration sets.
+// keptTemplates is how many templates of other migration sets survive a
+// build: several checkouts (git worktrees, a clean clone) test on one
+// server at once, and dropping a template another one is cloning from
+// would fail its tests.
+const keptTemplates = 4
+
+// dropStaleTemplates removes templates of earlier migration sets but the
+// newest few.
 func dropStaleTemplates(ctx context.Context, admin *pgx.Conn, keep string) {
-	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'crm\\_tmpl\\_%' AND datname <> $1", keep)
+	rows, err := admin.Query(ctx, "SELECT datname FROM pg_database WHERE datname LIKE 'crm\\_tmpl\\_%' AND datname <> $1 ORDER BY oid DESC OFFSET $2", keep, keptTemplates)
 	if err != nil {
 		return
 	}

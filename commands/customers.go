@@ -80,7 +80,7 @@ func (h *Register) Handle(ctx context.Context, a Actor, c RegisterCustomer) (Reg
 func (h *Register) once(ctx context.Context, a Actor, c RegisterCustomer, x identity.Extracted, name identity.Name, settings identity.Settings) (RegisterResult, error) {
 	var d identity.Decision
 	var id uuid.UUID
-	err := h.Index.Resolve(ctx, a.Tenant, []ResolveRequest{{Keys: x.Keys, Email: x.Email, Name: name, CausedBy: a.CommandID}},
+	err := h.Index.Resolve(ctx, []ResolveRequest{{Tenant: a.Tenant, Keys: x.Keys, Email: x.Email, Name: name, CausedBy: a.CommandID}},
 		func(_ int, cands identity.Candidates) (uuid.UUID, []identity.Key) {
 			d = identity.Resolve(x.Keys, cands, name, settings)
 			if !d.New() {

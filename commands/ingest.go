@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -78,10 +77,14 @@ func (h *Ingest) profiles() *profileCache {
 // Handle processes a batch. It answers a result per envelope, in order;
 // an error means nothing of the batch may be taken as done (the caller
 // retries or redelivers: every step is idempotent).
+//
+// The envelopes may be of many tenants (clubs): each step — the inbox
+// look-up, the identity transaction, the append, the inbox record — serves
+// all of them at once, so a batch costs the same few round trips whether
+// it holds one club's events or two hundred clubs'.
 func (h *Ingest) Handle(ctx context.Context, batch []Envelope) ([]Result, error) {
 	results := make([]Result, len(batch))
-	byTenant := map[string][]int{}
-	var tenants []string
+	var valid []int
 	for i := range batch {
 		e := &batch[i]
 		results[i] = Result{ID: e.ID}
@@ -92,51 +95,61 @@ func (h *Ingest) Handle(ctx context.Context, batch []Envelope) ([]Result, error)
 		if e.OccurredAt.IsZero() {
 			e.OccurredAt = time.Now().UTC()
 		}
-		if _, ok := byTenant[e.TenantID]; !ok {
-			tenants = append(tenants, e.TenantID)
-		}
-		byTenant[e.TenantID] = append(byTenant[e.TenantID], i)
+		valid = append(valid, i)
 	}
-	// Tenants share no profile and no identity key: they go in parallel,
-	// each in its own transactions, so one tenant's round trips overlap
-	// another's work. Each writes only its own envelopes' results.
-	errs := make([]error, len(tenants))
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, tenantParallelism)
-		panicMu  sync.Mutex
-		panicked any
-	)
-	for n, t := range tenants {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			defer func() {
-				// A panic belongs to the caller, as if the tenants ran in
-				// its goroutine: it would end the process here.
-				if r := recover(); r != nil {
-					panicMu.Lock()
-					panicked = fmt.Sprintf("%v\n\n%s", r, debug.Stack())
-					panicMu.Unlock()
-				}
-			}()
-			if err := h.handleTenant(ctx, t, batch, byTenant[t], results); err != nil {
-				errs[n] = fmt.Errorf("tenant %s: %w", t, err)
-			}
-		})
+	if len(valid) == 0 {
+		return results, nil
 	}
-	wg.Wait()
-	if panicked != nil {
-		panic(panicked)
+	keys := make([]InboxKey, len(valid))
+	for n, i := range valid {
+		keys[n] = InboxKey{Tenant: batch[i].TenantID, EventID: batch[i].ID}
 	}
-	if err := errors.Join(errs...); err != nil {
+	seen, err := h.Inbox.Seen(ctx, keys)
+	if err != nil {
 		return nil, err
+	}
+	var fresh []int
+	first := map[InboxKey]int{} // envelope → index of its first fresh occurrence
+	var again []int             // repeats within the batch
+	settings := map[string]identity.Settings{}
+	for n, i := range valid {
+		k := keys[n]
+		if stream, ok := seen[k]; ok {
+			results[i].Status, results[i].Stream = Duplicate, stream
+			continue
+		}
+		if _, ok := first[k]; ok {
+			again = append(again, i)
+			continue
+		}
+		first[k] = i
+		fresh = append(fresh, i)
+		if _, ok := settings[k.Tenant]; !ok {
+			if settings[k.Tenant], err = h.Settings.IdentitySettings(ctx, k.Tenant); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(fresh) > 0 {
+		// After a lost race, every attempt reads each profile from its
+		// stream: the conflict may come from what the cache or the guess
+		// that a new profile is empty held.
+		cautious := false
+		err = retryConflicts(ctx, func() error {
+			err := h.attempt(ctx, settings, batch, fresh, results, cautious)
+			cautious = cautious || errors.Is(err, eventstore.ErrConflict)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	// A repeat within the batch answers like a redelivery after it.
+	for _, i := range again {
+		results[i].Status, results[i].Stream = Duplicate, results[first[InboxKey{batch[i].TenantID, batch[i].ID}]].Stream
 	}
 	return results, nil
 }
-
-// tenantParallelism bounds the tenants of a batch handled at once.
-const tenantParallelism = 4
 
 // DecodeEnvelope decodes an envelope without checking it against the
 // contract: Handle does that, and answers Invalid with the reasons. A
@@ -159,66 +172,18 @@ type plan struct {
 	customer uuid.UUID
 }
 
-func (h *Ingest) handleTenant(ctx context.Context, tenant string, batch []Envelope, idxs []int, results []Result) error {
-	ids := make([]string, len(idxs))
-	for n, i := range idxs {
-		ids[n] = batch[i].ID
-	}
-	seen, err := h.Inbox.Seen(ctx, tenant, ids)
-	if err != nil {
-		return err
-	}
-	var fresh []int
-	first := map[string]int{} // envelope id → index of its first fresh occurrence
-	var again []int           // repeats within the batch
-	for _, i := range idxs {
-		if stream, ok := seen[batch[i].ID]; ok {
-			results[i].Status, results[i].Stream = Duplicate, stream
-			continue
-		}
-		if _, ok := first[batch[i].ID]; ok {
-			again = append(again, i)
-			continue
-		}
-		first[batch[i].ID] = i
-		fresh = append(fresh, i)
-	}
-	if len(fresh) == 0 {
-		return nil
-	}
-	settings, err := h.Settings.IdentitySettings(ctx, tenant)
-	if err != nil {
-		return err
-	}
-	// After a lost race, every attempt reads each profile from its
-	// stream: the conflict may come from what the cache or the guess that
-	// a new profile is empty held.
-	cautious := false
-	err = retryConflicts(ctx, func() error {
-		err := h.attempt(ctx, tenant, settings, batch, fresh, results, cautious)
-		cautious = cautious || errors.Is(err, eventstore.ErrConflict)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	// A repeat within the batch answers like a redelivery after it.
-	for _, i := range again {
-		results[i].Status, results[i].Stream = Duplicate, results[first[batch[i].ID]].Stream
-	}
-	return nil
-}
-
-// attempt resolves, decides and appends the fresh envelopes of one tenant.
+// attempt resolves, decides and appends the fresh envelopes, of every
+// tenant at once.
 // Unless cautious, profiles come from the cache when they are there, and a
 // profile the identity index has just decided to create is taken to be
 // empty without reading its stream: both are checked by the append's
 // exact expected versions, and a conflict makes the next attempt cautious.
-func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.Settings, batch []Envelope, fresh []int, results []Result, cautious bool) error {
+func (h *Ingest) attempt(ctx context.Context, settings map[string]identity.Settings, batch []Envelope, fresh []int, results []Result, cautious bool) error {
 	plans := make([]plan, 0, len(fresh))
 	people := make([]int, 0, len(fresh)) // indexes into plans of events about a person
 	for _, i := range fresh {
 		e := batch[i]
+		tenant := e.TenantID
 		p := plan{idx: i}
 		if e.Type == TypeCompetitionPublished {
 			c, _ := parseCompetition(e.Data)
@@ -229,7 +194,7 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 			p.extract = identity.Extract(identity.Raw{
 				AuthUserID: p.person.AuthUserID, SCLMemberID: p.person.SCLMemberID, TeeTimePlayerID: p.person.TeeTimePlayerID,
 				MessagingContactID: p.person.MessagingContactID, Email: p.person.Email, Phone: p.person.Phone, Country: p.person.Country,
-			}, settings)
+			}, settings[tenant])
 			people = append(people, len(plans))
 		}
 		plans = append(plans, p)
@@ -239,12 +204,13 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 	reqs := make([]ResolveRequest, len(people))
 	for n, pi := range people {
 		p := plans[pi]
-		reqs[n] = ResolveRequest{Keys: p.extract.Keys, Email: p.extract.Email, Name: identity.Name{First: p.person.FirstName, Last: p.person.LastName}, CausedBy: batch[p.idx].ID}
+		reqs[n] = ResolveRequest{Tenant: batch[p.idx].TenantID, Keys: p.extract.Keys, Email: p.extract.Email, Name: identity.Name{First: p.person.FirstName, Last: p.person.LastName}, CausedBy: batch[p.idx].ID}
 	}
 	if len(reqs) > 0 {
-		err := h.Index.Resolve(ctx, tenant, reqs, func(n int, c identity.Candidates) (uuid.UUID, []identity.Key) {
+		err := h.Index.Resolve(ctx, reqs, func(n int, c identity.Candidates) (uuid.UUID, []identity.Key) {
 			p := &plans[people[n]]
-			p.decision = identity.Resolve(reqs[n].Keys, c, reqs[n].Name, settings)
+			tenant := reqs[n].Tenant
+			p.decision = identity.Resolve(reqs[n].Keys, c, reqs[n].Name, settings[tenant])
 			p.customer = p.decision.Customer
 			if p.decision.New() {
 				if len(p.extract.Keys) == 0 {
@@ -263,32 +229,39 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 	}
 
 	// Gather each profile once, let it decide in order, append per stream.
-	bp := &batchProfiles{tenant: tenant, byID: map[uuid.UUID]*customer.Profile{}, loaded: map[uuid.UUID]uint64{}}
-	if !cautious {
-		bp.cache = h.profiles()
+	bps := map[string]*batchProfiles{}
+	for _, i := range fresh {
+		t := batch[i].TenantID
+		if _, ok := bps[t]; !ok {
+			bps[t] = &batchProfiles{tenant: t, byID: map[uuid.UUID]*customer.Profile{}, loaded: map[uuid.UUID]uint64{}}
+			if !cautious {
+				bps[t].cache = h.profiles()
+			}
+		}
 	}
-	var toLoad []uuid.UUID
-	reading := map[uuid.UUID]bool{}
+	var toLoad []profileKey
+	reading := map[profileKey]bool{}
 	for _, pi := range people {
 		p := plans[pi]
-		id := p.customer
-		if _, ok := bp.byID[id]; ok || reading[id] {
+		bp := bps[batch[p.idx].TenantID]
+		k := profileKey{bp.tenant, p.customer}
+		if _, ok := bp.byID[k.id]; ok || reading[k] {
 			continue
 		}
-		if c := bp.cache.take(tenant, id); c != nil {
-			bp.add(id, c)
+		if c := bp.cache.take(k.tenant, k.id); c != nil {
+			bp.add(k.id, c)
 		} else if !cautious && p.decision.New() {
-			bp.add(id, &customer.Profile{ID: id, TenantID: tenant})
+			bp.add(k.id, &customer.Profile{ID: k.id, TenantID: k.tenant})
 		} else {
-			toLoad, reading[id] = append(toLoad, id), true
+			toLoad, reading[k] = append(toLoad, k), true
 		}
 	}
-	got, err := h.loadProfiles(ctx, tenant, toLoad)
+	got, err := h.loadProfiles(ctx, toLoad)
 	if err != nil {
 		return err
 	}
-	for id, p := range got {
-		bp.add(id, p)
+	for k, p := range got {
+		bps[k.tenant].add(k.id, p)
 	}
 
 	var order []string
@@ -297,7 +270,8 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 	for n := range plans {
 		p := &plans[n]
 		e := batch[p.idx]
-		c := cause{id: e.ID, tenant: tenant, actor: e.Source, occurredAt: e.OccurredAt}
+		bp := bps[e.TenantID]
+		c := cause{id: e.ID, tenant: e.TenantID, actor: e.Source, occurredAt: e.OccurredAt}
 		var evs []customer.Event
 		if p.person == (customer.Person{}) {
 			evs = []customer.Event{{Type: e.Type, Data: &customer.Recorded{Upstream: upstreamOf(e), Data: e.Data}}}
@@ -352,17 +326,19 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 	// only if the append wrote every event decided for it: if the store
 	// skipped some as already held, the profile in memory was folded on a
 	// version the stream had already left.
-	for id, prof := range bp.byID {
-		s := customer.Stream(id)
-		if evs, ok := pending[s]; ok {
-			if v, ok := versions[s]; !ok || v != bp.loaded[id]+uint64(len(evs)) || prof.Version != v {
+	for _, bp := range bps {
+		for id, prof := range bp.byID {
+			s := customer.Stream(id)
+			if evs, ok := pending[s]; ok {
+				if v, ok := versions[s]; !ok || v != bp.loaded[id]+uint64(len(evs)) || prof.Version != v {
+					continue
+				}
+			} else if prof.Version != bp.loaded[id] {
 				continue
 			}
-		} else if prof.Version != bp.loaded[id] {
-			continue
-		}
-		if prof.Exists() {
-			h.profiles().put(tenant, prof)
+			if prof.Exists() {
+				h.profiles().put(bp.tenant, prof)
+			}
 		}
 	}
 	entries := make([]InboxEntry, 0, len(plans))
@@ -374,9 +350,9 @@ func (h *Ingest) attempt(ctx context.Context, tenant string, settings identity.S
 			id := p.customer
 			r.CustomerID, r.MatchedBy, r.Confidence = &id, p.decision.MatchedBy, p.decision.Confidence
 		}
-		entries = append(entries, InboxEntry{EventID: e.ID, Type: e.Type, Stream: p.stream})
+		entries = append(entries, InboxEntry{Tenant: e.TenantID, EventID: e.ID, Type: e.Type, Stream: p.stream})
 	}
-	return h.Inbox.Record(ctx, tenant, entries)
+	return h.Inbox.Record(ctx, entries)
 }
 
 // batchProfiles are the profiles one attempt works on, each with the

@@ -101,8 +101,8 @@ const loadParallelism = 4
 // loadProfiles folds the streams of ids concurrently, at most
 // loadParallelism at a time; the batch waits for the slowest anyway, and
 // one read at a time would cost a round trip per profile.
-func (h *Ingest) loadProfiles(ctx context.Context, tenant string, ids []uuid.UUID) (map[uuid.UUID]*customer.Profile, error) {
-	out := make(map[uuid.UUID]*customer.Profile, len(ids))
+func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profileKey]*customer.Profile, error) {
+	out := make(map[profileKey]*customer.Profile, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
@@ -112,12 +112,12 @@ func (h *Ingest) loadProfiles(ctx context.Context, tenant string, ids []uuid.UUI
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
-		next     = make(chan uuid.UUID)
+		next     = make(chan profileKey)
 	)
 	for range min(loadParallelism, len(ids)) {
 		wg.Go(func() {
 			for id := range next {
-				p, err := LoadProfile(ctx, h.Store, tenant, id)
+				p, err := LoadProfile(ctx, h.Store, id.tenant, id.id)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err

@@ -179,6 +179,49 @@ func TestIngestTenantsAreApart(t *testing.T) {
 	assert.False(t, e.profile(t, "club-b", *a.CustomerID).Exists(), "another tenant's profile does not exist for club-b")
 }
 
+// TestIngestOneBatchManyTenants hands one batch holding the same people,
+// the same upstream ids and the same event ids at several clubs: each club
+// gets its own profiles, links and inbox entries, as if the clubs' events
+// had come in batches of their own.
+func TestIngestOneBatchManyTenants(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	tenants := []string{"club-a", "club-b", "club-c", "club-d", "club-e"}
+	var batch []commands.Envelope
+	for _, tn := range tenants {
+		m := envelope(tn, "member.created", `{"memberId": 7, "email": "Jane.Doe@Mail.com", "firstName": "Jane", "lastName": "Doe"}`)
+		m.ID = "scl-7-created" // the same upstream event id in every club
+		p := envelope(tn, "player.created", `{"playerId": "p-7", "email": "jane.doe@mail.com"}`)
+		batch = append(batch, m, p, m)
+	}
+	res := e.handle(t, batch...)
+	ids := map[uuid.UUID]string{}
+	for n, tn := range tenants {
+		created, linked, repeat := res[3*n], res[3*n+1], res[3*n+2]
+		require.Equal(t, commands.Recorded, created.Status, tn)
+		require.Equal(t, commands.Recorded, linked.Status, tn)
+		assert.Equal(t, *created.CustomerID, *linked.CustomerID, "%s: the player is the member, by email", tn)
+		assert.Equal(t, commands.Duplicate, repeat.Status, "%s: a repeat within the batch", tn)
+		assert.Equal(t, created.Stream, repeat.Stream)
+		require.NotContains(t, ids, *created.CustomerID, "%s shares a profile with %s", tn, ids[*created.CustomerID])
+		ids[*created.CustomerID] = tn
+		p := e.profile(t, tn, *created.CustomerID)
+		assert.Equal(t, tn, p.TenantID)
+		assert.Equal(t, "p-7", p.TeeTimePlayerID)
+	}
+
+	// Redelivered as a whole, every club's events are duplicates of their
+	// own club's, and nothing more is written.
+	again := e.handle(t, batch...)
+	for n := range batch {
+		assert.Equal(t, commands.Duplicate, again[n].Status, "envelope %d", n)
+		assert.Equal(t, res[n].Stream, again[n].Stream, "envelope %d", n)
+	}
+	var rows int
+	require.NoError(t, e.pool.QueryRow(context.Background(), `SELECT count(*) FROM upstream_inbox`).Scan(&rows))
+	assert.Equal(t, 2*len(tenants), rows)
+}
+
 // TestIngestRaceOneProfile has 50 handlers see the same new person at the
 // same moment: exactly one profile comes out.
 func TestIngestRaceOneProfile(t *testing.T) {

@@ -14,7 +14,8 @@ import (
 
 // ResolveRequest is one identity to resolve.
 type ResolveRequest struct {
-	Keys  []identity.Key
+	Tenant string
+	Keys   []identity.Key
 	Email string // for fuzzy neighbours: the email domain
 	Name  identity.Name
 	// CausedBy names the upstream event or command, kept with reservations.
@@ -31,23 +32,33 @@ type IdentityIndex interface {
 	// Resolve serialises on the requests' keys, looks them up, calls decide
 	// for each request in order (later requests see the reservations of
 	// earlier ones), and reserves what decide answers, in one transaction.
-	Resolve(ctx context.Context, tenant string, reqs []ResolveRequest, decide Decider) error
+	// The requests may be of several tenants: a batch of upstream events
+	// from many clubs resolves in one transaction, not one per club.
+	Resolve(ctx context.Context, reqs []ResolveRequest, decide Decider) error
 	// Repoint moves every key of a merged-away profile to its survivor.
 	Repoint(ctx context.Context, tenant string, from, to uuid.UUID, causedBy string) error
 }
 
 // InboxEntry records an upstream event turned into domain events.
 type InboxEntry struct {
+	Tenant  string
 	EventID string
 	Type    string
 	Stream  string
 }
 
+// InboxKey names an upstream event: its id is unique within its tenant.
+type InboxKey struct {
+	Tenant  string
+	EventID string
+}
+
 // Inbox remembers which upstream events were already processed.
 type Inbox interface {
-	// Seen answers, of ids, those already processed, with their streams.
-	Seen(ctx context.Context, tenant string, ids []string) (map[string]string, error)
-	Record(ctx context.Context, tenant string, entries []InboxEntry) error
+	// Seen answers, of events, those already processed, with their
+	// streams. The events may be of several tenants.
+	Seen(ctx context.Context, events []InboxKey) (map[InboxKey]string, error)
+	Record(ctx context.Context, entries []InboxEntry) error
 }
 
 // SettingsSource answers a tenant's identity settings.

@@ -77,18 +77,20 @@ type benchEntry struct {
 var benchFirst = []string{"Ann", "Bo", "Cara", "Dee", "Eve", "Femi", "Gus", "Hana", "Ivo", "Jo", "Kim", "Lebo", "Mia", "Nia", "Oli", "Pat"}
 var benchLast = []string{"Lee", "Sithole", "Ndlovu", "Mokoena", "Khumalo", "Naidoo", "Botha", "Dlamini", "Smit", "Pillay", "Nkosi", "Venter"}
 
-// benchWorkload answers n envelopes about n/8 people spread over three
-// tenants: each person is an SCL member (70%), a TeeTime player (80%) and a
+// benchWorkload answers n envelopes about n/8 people spread over
+// INGEST_BENCH_TENANTS tenants (3 unless set; 200 is the large benchmark's
+// many clubs): each person is an SCL member (70%), a TeeTime player (80%) and a
 // Messaging contact (75%), announced by member.created and player.created
 // before most of their activity (teetime.booked, message.sent,
 // email.opened). Members and players share the email, so most people end
 // up as one profile reached through three services.
 func benchWorkload(n int, seed uint64) []benchEntry {
 	r := rand.New(rand.NewPCG(seed, 7))
+	tenants := max(1, envInt("INGEST_BENCH_TENANTS", 3))
 	people := make([]*benchPerson, max(1, n/8))
 	for i := range people {
 		p := &benchPerson{
-			tenant: fmt.Sprintf("club-%c", 'a'+i%3),
+			tenant: fmt.Sprintf("club-%d", i%tenants),
 			first:  benchFirst[r.IntN(len(benchFirst))], last: benchLast[r.IntN(len(benchLast))],
 		}
 		p.email = fmt.Sprintf("%s.%s.%d@fairway%d.co.za", p.first, p.last, i, i%40)
@@ -440,19 +442,19 @@ type timedIndex struct {
 	t *stageTimes
 }
 
-func (x timedIndex) Resolve(ctx context.Context, tenant string, reqs []commands.ResolveRequest, d commands.Decider) error {
+func (x timedIndex) Resolve(ctx context.Context, reqs []commands.ResolveRequest, d commands.Decider) error {
 	defer x.t.add("resolve", time.Now())
-	return x.IdentityIndex.Resolve(ctx, tenant, reqs, d)
+	return x.IdentityIndex.Resolve(ctx, reqs, d)
 }
 
-func (x timedIndex) Seen(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
+func (x timedIndex) Seen(ctx context.Context, keys []commands.InboxKey) (map[commands.InboxKey]string, error) {
 	defer x.t.add("seen", time.Now())
-	return x.IdentityIndex.Seen(ctx, tenant, ids)
+	return x.IdentityIndex.Seen(ctx, keys)
 }
 
-func (x timedIndex) Record(ctx context.Context, tenant string, e []commands.InboxEntry) error {
+func (x timedIndex) Record(ctx context.Context, e []commands.InboxEntry) error {
 	defer x.t.add("record", time.Now())
-	return x.IdentityIndex.Record(ctx, tenant, e)
+	return x.IdentityIndex.Record(ctx, e)
 }
 
 // cpuTimes answers the CPU time (user + system) used so far by this

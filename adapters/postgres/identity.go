@@ -5,9 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -27,7 +25,7 @@ var _ commands.IdentityIndex = (*IdentityIndex)(nil)
 var _ commands.Inbox = (*IdentityIndex)(nil)
 
 // sqlLockKeys serialises the transactions that touch the same identity
-// keys ($2) of a tenant ($1): it takes a transaction-scoped advisory lock on
+// keys ($2) of a tenant ($1, one per key): it takes a transaction-scoped advisory lock on
 // each key's bucket (one of lockBuckets per tenant), in one order for every
 // caller so two transactions never wait on each other in a cycle. Locking
 // keys nobody holds yet is what makes "is this person new?" safe to ask
@@ -44,8 +42,8 @@ var _ commands.Inbox = (*IdentityIndex)(nil)
 const sqlLockKeys = `
 	SELECT pg_advisory_xact_lock(h)
 	FROM (
-		SELECT DISTINCT hashtextextended($1 || ':bucket:' || (hashtextextended(k, 0) & (` + lockBuckets + ` - 1)), 0) AS h
-		FROM unnest($2::text[]) AS k ORDER BY 1
+		SELECT DISTINCT hashtextextended(t || ':bucket:' || (hashtextextended(k, 0) & (` + lockBuckets + ` - 1)), 0) AS h
+		FROM unnest($1::text[], $2::text[]) AS q(t, k) ORDER BY 1
 	) AS ordered`
 
 // lockBuckets is the number of identity-key lock buckets per tenant, a
@@ -60,34 +58,40 @@ const lockBuckets = "64"
 // with the table rather than with the batch.
 const sqlHolders = `
 	WITH h AS MATERIALIZED (
-		SELECT k.kind, k.value, k.customer_id, k.created_at
-		FROM unnest($2::text[], $3::text[]) AS q(kind, value)
+		SELECT k.tenant_id, k.kind, k.value, k.customer_id, k.created_at
+		FROM unnest($1::text[], $2::text[], $3::text[]) AS q(tenant, kind, value)
 		CROSS JOIN LATERAL (
-			SELECT kind, value, customer_id, created_at FROM identity_keys
-			WHERE tenant_id = $1 AND kind = q.kind AND value = q.value OFFSET 0
+			SELECT tenant_id, kind, value, customer_id, created_at FROM identity_keys
+			WHERE tenant_id = q.tenant AND kind = q.kind AND value = q.value OFFSET 0
 		) AS k
 	)
-	SELECT true, kind, value, customer_id, created_at FROM h
+	SELECT true, tenant_id, kind, value, customer_id, created_at FROM h
 	UNION ALL
-	SELECT false, p.kind, p.value, p.customer_id, p.created_at
-	FROM (SELECT DISTINCT customer_id FROM h) AS d
+	SELECT false, p.tenant_id, p.kind, p.value, p.customer_id, p.created_at
+	FROM (SELECT DISTINCT tenant_id, customer_id FROM h) AS d
 	CROSS JOIN LATERAL (
-		SELECT kind, value, customer_id, created_at FROM identity_keys
-		WHERE tenant_id = $1 AND customer_id = d.customer_id OFFSET 0
+		SELECT tenant_id, kind, value, customer_id, created_at FROM identity_keys
+		WHERE tenant_id = d.tenant_id AND customer_id = d.customer_id OFFSET 0
 	) AS p`
 
 // sqlNeighbours reads the profile read model for people at the same email
-// domains with the same folded surnames: candidates for a fuzzy review.
+// domains ($2) with the same folded surnames ($3) in the same tenants ($1):
+// candidates for a fuzzy review, at most neighbourLimit per pair.
 const sqlNeighbours = `
-	SELECT c.id, coalesce(c.first_name, ''), coalesce(c.last_name, ''), coalesce(c.email, '')
-	FROM customers c
-	JOIN unnest($2::text[], $3::text[]) AS q(domain, surname) ON c.email_domain = q.domain AND c.last_name_folded = q.surname
-	WHERE c.tenant_id = $1 AND c.status <> 'MERGED'
-	LIMIT 200`
+	SELECT q.tenant, c.id, coalesce(c.first_name, ''), coalesce(c.last_name, ''), coalesce(c.email, '')
+	FROM (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::text[])) AS q(tenant, domain, surname)
+	CROSS JOIN LATERAL (
+		SELECT id, first_name, last_name, email FROM customers c
+		WHERE c.tenant_id = q.tenant AND c.email_domain = q.domain AND c.last_name_folded = q.surname AND c.status <> 'MERGED'
+		LIMIT ` + neighbourLimit + `
+	) AS c`
+
+// neighbourLimit bounds the neighbours read per email domain and surname.
+const neighbourLimit = "200"
 
 const sqlReserve = `
 	INSERT INTO identity_keys (tenant_id, kind, value, customer_id, caused_by)
-	SELECT $1, k, v, c, cb FROM unnest($2::text[], $3::text[], $4::uuid[], $5::text[]) AS r(k, v, c, cb)
+	SELECT t, k, v, c, cb FROM unnest($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[]) AS r(t, k, v, c, cb)
 	ON CONFLICT DO NOTHING`
 
 // lockKeys takes the advisory locks of sqlLockKeys in tx.
@@ -95,7 +99,7 @@ func lockKeys(ctx context.Context, tx pgx.Tx, tenant string, keys []string) erro
 	if len(keys) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, sqlLockKeys, tenant, keys); err != nil {
+	if _, err := tx.Exec(ctx, sqlLockKeys, repeat(tenant, len(keys)), keys); err != nil {
 		return fmt.Errorf("lock identity keys: %w", err)
 	}
 	return nil
@@ -107,20 +111,20 @@ func lockKeys(ctx context.Context, tx pgx.Tx, tenant string, keys []string) erro
 // committed), the second reserves and commits. The transaction is opened
 // and ended by statements in the batches rather than by pgx.Tx, which would
 // cost two round trips more.
-func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []commands.ResolveRequest, decide commands.Decider) (err error) {
-	var kinds, values, lockNames []string
-	seenKey := map[identity.Key]bool{}
-	var domains, surnames []string
+func (x *IdentityIndex) Resolve(ctx context.Context, reqs []commands.ResolveRequest, decide commands.Decider) (err error) {
+	var tenants, kinds, values, lockNames []string
+	seenKey := map[tenantKey]bool{}
+	var nTenants, domains, surnames []string
 	for _, r := range reqs {
 		for _, k := range r.Keys {
-			if !seenKey[k] {
-				seenKey[k] = true
-				kinds, values = append(kinds, string(k.Kind)), append(values, k.Value)
+			if tk := (tenantKey{r.Tenant, k}); !seenKey[tk] {
+				seenKey[tk] = true
+				tenants, kinds, values = append(tenants, r.Tenant), append(kinds, string(k.Kind)), append(values, k.Value)
 				lockNames = append(lockNames, k.String())
 			}
 		}
-		if d := identity.EmailDomain(r.Email); d != "" && fold(r.Name.Last) != "" {
-			domains, surnames = append(domains, d), append(surnames, fold(r.Name.Last))
+		if d := identity.EmailDomain(r.Email); d != "" && identity.FoldName(r.Name.Last) != "" {
+			nTenants, domains, surnames = append(nTenants, r.Tenant), append(domains, d), append(surnames, identity.FoldName(r.Name.Last))
 		}
 	}
 
@@ -137,17 +141,17 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 
 	var (
 		holders     []heldKey
-		profileKeys = map[uuid.UUID][]identity.Key{}
-		neighbours  []identity.Profile
+		profileKeys = map[tenantProfile][]identity.Key{}
+		neighbours  = map[string][]identity.Profile{}
 	)
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	if len(lockNames) > 0 {
-		b.Queue(sqlLockKeys, tenant, lockNames)
-		b.Queue(sqlHolders, tenant, kinds, values)
+		b.Queue(sqlLockKeys, tenants, lockNames)
+		b.Queue(sqlHolders, tenants, kinds, values)
 	}
 	if len(domains) > 0 {
-		b.Queue(sqlNeighbours, tenant, domains, surnames)
+		b.Queue(sqlNeighbours, nTenants, domains, surnames)
 	}
 	err = func() error {
 		br := conn.SendBatch(ctx, b)
@@ -168,12 +172,13 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 				h      heldKey
 				kind   string
 			)
-			_, err = pgx.ForEachRow(rows, []any{&holder, &kind, &h.Key.Value, &h.CustomerID, &h.at}, func() error {
+			_, err = pgx.ForEachRow(rows, []any{&holder, &h.tenant, &kind, &h.Key.Value, &h.CustomerID, &h.at}, func() error {
 				h.Key.Kind = identity.Kind(kind)
 				if holder {
 					holders = append(holders, h)
 				} else {
-					profileKeys[h.CustomerID] = append(profileKeys[h.CustomerID], h.Key)
+					tp := tenantProfile{h.tenant, h.CustomerID}
+					profileKeys[tp] = append(profileKeys[tp], h.Key)
 				}
 				return nil
 			})
@@ -186,10 +191,13 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 			if err != nil {
 				return fmt.Errorf("look up neighbours: %w", err)
 			}
-			neighbours, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (identity.Profile, error) {
-				var p identity.Profile
-				err := r.Scan(&p.CustomerID, &p.FirstName, &p.LastName, &p.Email)
-				return p, err
+			var (
+				tenant string
+				p      identity.Profile
+			)
+			_, err = pgx.ForEachRow(rows, []any{&tenant, &p.CustomerID, &p.FirstName, &p.LastName, &p.Email}, func() error {
+				neighbours[tenant] = append(neighbours[tenant], p)
+				return nil
 			})
 			if err != nil {
 				return fmt.Errorf("look up neighbours: %w", err)
@@ -208,43 +216,46 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 		return bytes.Compare(a.CustomerID[:], b.CustomerID[:])
 	})
 
-	byKey := map[identity.Key][]uuid.UUID{}
+	byKey := map[tenantKey][]uuid.UUID{}
 	for _, h := range holders {
-		byKey[h.Key] = append(byKey[h.Key], h.CustomerID)
+		tk := tenantKey{h.tenant, h.Key}
+		byKey[tk] = append(byKey[tk], h.CustomerID)
 	}
-	var resKinds, resValues, resCauses []string
+	var resTenants, resKinds, resValues, resCauses []string
 	var resCustomers []pgtype.UUID
 	for i, r := range reqs {
 		c := identity.Candidates{Profiles: map[uuid.UUID]identity.Profile{}}
 		for _, k := range r.Keys {
-			for _, id := range byKey[k] {
+			for _, id := range byKey[tenantKey{r.Tenant, k}] {
 				c.Holders = append(c.Holders, identity.Holder{Key: k, CustomerID: id})
-				c.Profiles[id] = identity.Profile{CustomerID: id, Keys: profileKeys[id]}
+				c.Profiles[id] = identity.Profile{CustomerID: id, Keys: profileKeys[tenantProfile{r.Tenant, id}]}
 			}
 		}
 		if d := identity.EmailDomain(r.Email); d != "" {
-			for _, n := range neighbours {
-				if identity.EmailDomain(n.Email) == d && fold(n.LastName) == fold(r.Name.Last) {
+			for _, n := range neighbours[r.Tenant] {
+				if identity.EmailDomain(n.Email) == d && identity.FoldName(n.LastName) == identity.FoldName(r.Name.Last) {
 					c.Neighbours = append(c.Neighbours, n)
 				}
 			}
 		}
 		customer, reserve := decide(i, c)
 		for _, k := range reserve {
-			if containsID(byKey[k], customer) {
+			tk := tenantKey{r.Tenant, k}
+			if slices.Contains(byKey[tk], customer) {
 				continue
 			}
 			// Later requests of the batch see this reservation.
-			byKey[k] = append(byKey[k], customer)
-			profileKeys[customer] = append(profileKeys[customer], k)
-			resKinds, resValues = append(resKinds, string(k.Kind)), append(resValues, k.Value)
+			byKey[tk] = append(byKey[tk], customer)
+			tp := tenantProfile{r.Tenant, customer}
+			profileKeys[tp] = append(profileKeys[tp], k)
+			resTenants, resKinds, resValues = append(resTenants, r.Tenant), append(resKinds, string(k.Kind)), append(resValues, k.Value)
 			resCustomers, resCauses = append(resCustomers, pgtype.UUID{Bytes: customer, Valid: true}), append(resCauses, r.CausedBy)
 		}
 	}
 
 	b = &pgx.Batch{}
 	if len(resKinds) > 0 {
-		b.Queue(sqlReserve, tenant, resKinds, resValues, resCustomers, resCauses)
+		b.Queue(sqlReserve, resTenants, resKinds, resValues, resCustomers, resCauses)
 	}
 	b.Queue("COMMIT")
 	err = func() error {
@@ -263,8 +274,21 @@ func (x *IdentityIndex) Resolve(ctx context.Context, tenant string, reqs []comma
 	return err
 }
 
+// tenantKey is an identity key of a tenant.
+type tenantKey struct {
+	tenant string
+	key    identity.Key
+}
+
+// tenantProfile is a profile of a tenant.
+type tenantProfile struct {
+	tenant string
+	id     uuid.UUID
+}
+
 // heldKey is a key, who holds it and since when.
 type heldKey struct {
+	tenant string
 	identity.Holder
 	at time.Time
 }
@@ -316,64 +340,62 @@ func (x *IdentityIndex) Repoint(ctx context.Context, tenant string, from, to uui
 }
 
 // Seen implements commands.Inbox.
-func (x *IdentityIndex) Seen(ctx context.Context, tenant string, ids []string) (map[string]string, error) {
-	// A primary-key probe per id, as in sqlHolders.
+func (x *IdentityIndex) Seen(ctx context.Context, events []commands.InboxKey) (map[commands.InboxKey]string, error) {
+	tenants, ids := make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		tenants[i], ids[i] = e.Tenant, e.EventID
+	}
+	// A primary-key probe per event, as in sqlHolders.
 	rows, err := x.Pool.Query(ctx, `
-		SELECT i.event_id, i.stream
-		FROM unnest($2::text[]) AS q(id)
+		SELECT i.tenant_id, i.event_id, i.stream
+		FROM unnest($1::text[], $2::text[]) AS q(tenant, id)
 		CROSS JOIN LATERAL (
-			SELECT event_id, stream FROM upstream_inbox WHERE tenant_id = $1 AND event_id = q.id OFFSET 0
-		) AS i`, tenant, ids)
+			SELECT tenant_id, event_id, stream FROM upstream_inbox WHERE tenant_id = q.tenant AND event_id = q.id OFFSET 0
+		) AS i`, tenants, ids)
 	if err != nil {
 		return nil, fmt.Errorf("inbox: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]string{}
-	for rows.Next() {
-		var id, stream string
-		if err := rows.Scan(&id, &stream); err != nil {
-			return nil, err
-		}
-		out[id] = stream
+	out := map[commands.InboxKey]string{}
+	var (
+		k      commands.InboxKey
+		stream string
+	)
+	_, err = pgx.ForEachRow(rows, []any{&k.Tenant, &k.EventID, &stream}, func() error {
+		out[k] = stream
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbox: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Record implements commands.Inbox.
-func (x *IdentityIndex) Record(ctx context.Context, tenant string, entries []commands.InboxEntry) error {
+func (x *IdentityIndex) Record(ctx context.Context, entries []commands.InboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	ids, types, streams := make([]string, len(entries)), make([]string, len(entries)), make([]string, len(entries))
+	n := len(entries)
+	tenants, ids, types, streams := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	for i, e := range entries {
-		ids[i], types[i], streams[i] = e.EventID, e.Type, e.Stream
+		tenants[i], ids[i], types[i], streams[i] = e.Tenant, e.EventID, e.Type, e.Stream
 	}
 	_, err := x.Pool.Exec(ctx, `
 		INSERT INTO upstream_inbox (tenant_id, event_id, type, stream)
-		SELECT $1, i, t, s FROM unnest($2::text[], $3::text[], $4::text[]) AS r(i, t, s)
-		ON CONFLICT DO NOTHING`, tenant, ids, types, streams)
+		SELECT t, i, ty, s FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS r(t, i, ty, s)
+		ON CONFLICT DO NOTHING`, tenants, ids, types, streams)
 	if err != nil {
 		return fmt.Errorf("inbox record: %w", err)
 	}
 	return nil
 }
 
-// fold matches the read model's last_name_folded column.
-func fold(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if unicode.IsLetter(r) {
-			b.WriteRune(r)
-		}
+// repeat answers n copies of s.
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
 	}
-	return b.String()
+	return out
 }
 
-func containsID(ids []uuid.UUID, id uuid.UUID) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}

@@ -276,9 +276,10 @@ func Extract(r Raw, s Settings) Extracted {
 	return x
 }
 
-// foldName lower-cases a name and drops everything but letters, so that
-// "O'Brien" and "obrien" compare equal.
-func foldName(s string) string {
+// FoldName lower-cases a name and drops everything but letters, so that
+// "O'Brien" and "obrien" compare equal; the customers read model's
+// last_name_folded column folds alike (for fuzzy neighbours).
+func FoldName(s string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
 		if unicode.IsLetter(r) {

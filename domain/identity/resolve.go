@@ -201,8 +201,8 @@ func rank(k Kind) int {
 // the same last name, and first names equal, one a prefix of the other
 // ("Rob", "Robert"), an initial, or one typing slip apart.
 func similarName(a, b Name) bool {
-	la, lb := foldName(a.Last), foldName(b.Last)
-	fa, fb := foldName(a.First), foldName(b.First)
+	la, lb := FoldName(a.Last), FoldName(b.Last)
+	fa, fb := FoldName(a.First), FoldName(b.First)
 	if la == "" || la != lb || fa == "" || fb == "" {
 		return false
 	}

@@ -16,8 +16,8 @@ import (
 type ResolveRequest struct {
 	Tenant string
 	Keys   []identity.Key
-	Email string // for fuzzy neighbours: the email domain
-	Name  identity.Name
+	Email  string // for fuzzy neighbours: the email domain
+	Name   identity.Name
 	// CausedBy names the upstream event or command, kept with reservations.
 	CausedBy string
 }

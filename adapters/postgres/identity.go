@@ -398,4 +398,3 @@ func repeat(s string, n int) []string {
 	}
 	return out
 }
-

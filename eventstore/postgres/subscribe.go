@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -309,13 +310,27 @@ func (sub *subscription) fetch(ctx context.Context) (batch eventstore.Batch, mov
 	if moved {
 		return batch, true, false, nil
 	}
-	err = sub.store.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint))`,
-		sub.pos.Commit, int64(sub.pos.Prepare)).Scan(&pending)
-	if err != nil {
+	var seq int64
+	err = sub.store.pool.QueryRow(ctx, sqlPending, sub.pos.Commit, int64(sub.pos.Prepare)).Scan(&seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		pending = false
+	case err != nil:
 		return eventstore.Batch{}, false, false, fmt.Errorf("look for pending events: %w", err)
+	default:
+		pending = true
 	}
 	return batch, false, pending, nil
 }
+
+// sqlPending finds whether any event, visible yet or not, lies after a
+// position. It is an ordered LIMIT 1 rather than EXISTS on purpose: the
+// planner drops ORDER BY and LIMIT inside EXISTS, and the generic plan of
+// a prepared EXISTS then expects a third of the table to match and picks a
+// sequential scan — which reads the whole log, since every match is at its
+// end (27 ms at 150,000 events, seconds at ten million, per poll per
+// projector).
+const sqlPending = `SELECT seq FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint) ORDER BY tx_id, seq LIMIT 1`
 
 // Close ends the subscription; a Next in progress answers ErrClosed.
 func (sub *subscription) Close() error {

@@ -28,7 +28,9 @@ type ActivityWritten struct {
 // ActivityID answers the id a command gives the activity it records.
 func ActivityID(a Actor) uuid.UUID { return eventstore.DeriveID(a.Tenant, a.CommandID, "activity") }
 
-// Handle records act on profile id; a zero OccurredAt means now.
+// Handle records act (its kind, text, channel, time and complaint mark) on
+// profile id; the command names the activity and its actor, and a zero
+// OccurredAt means now.
 func (h *RecordActivity) Handle(ctx context.Context, a Actor, id uuid.UUID, act customer.ActivityRecorded) (ActivityWritten, error) {
 	now := time.Now
 	if h.Clock != nil {

@@ -24,19 +24,22 @@ type Notes struct {
 // command's id, so a retried command adds one note.
 func NoteID(a Actor) uuid.UUID { return eventstore.DeriveID(a.Tenant, a.CommandID, "note") }
 
-// Add writes a note by the actor on profile id.
-func (h *Notes) Add(ctx context.Context, a Actor, id uuid.UUID, body string, pinned bool) (NoteWritten, error) {
-	noteID := NoteID(a)
-	return h.run(ctx, a, id, noteID, func(p *customer.Profile) ([]customer.Event, error) {
-		return p.AddNote(noteID, a.Subject, body, pinned)
+// Add writes note n (its body, pin and complaint mark) by the actor on
+// profile id; the command names the note and its author.
+func (h *Notes) Add(ctx context.Context, a Actor, id uuid.UUID, n customer.NoteAdded) (NoteWritten, error) {
+	n.NoteID, n.Author = NoteID(a), a.Subject
+	return h.run(ctx, a, id, n.NoteID, func(p *customer.Profile) ([]customer.Event, error) {
+		return p.AddNote(n)
 	})
 }
 
-// Edit changes a note's body or pin (nil leaves a field as it is). Only
-// its author may, or an administrator (admin).
-func (h *Notes) Edit(ctx context.Context, a Actor, admin bool, id, noteID uuid.UUID, body *string, pinned *bool) (NoteWritten, error) {
+// Edit changes note noteID as c asks: its body, its pin, whether it is a
+// complaint (nil leaves a field as it is). Only its author may, or an
+// administrator (admin).
+func (h *Notes) Edit(ctx context.Context, a Actor, admin bool, id, noteID uuid.UUID, c customer.NoteEdited) (NoteWritten, error) {
+	c.NoteID, c.Actor = noteID, a.Subject
 	return h.run(ctx, a, id, noteID, func(p *customer.Profile) ([]customer.Event, error) {
-		return p.EditNote(noteID, body, pinned, a.Subject, admin)
+		return p.EditNote(c, admin)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/commands"
+	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/projections"
 	"github.com/clubcrm/crm/readmodels/activities"
@@ -22,8 +23,9 @@ type NoteEndpoints struct {
 
 // NoteRequest is the body of POST /customers/{id}/notes.
 type NoteRequest struct {
-	Body   string `json:"body" doc:"the note, at most 10,000 characters"`
-	Pinned bool   `json:"pinned,omitempty" doc:"pinned notes are listed first"`
+	Body      string `json:"body" doc:"the note, at most 10,000 characters"`
+	Pinned    bool   `json:"pinned,omitempty" doc:"pinned notes are listed first"`
+	Complaint bool   `json:"complaint,omitempty" doc:"true marks the note as a complaint (churn scoring counts complaints of the last 180 days)"`
 }
 
 // Validate checks the body is there.
@@ -37,14 +39,15 @@ func (n NoteRequest) Validate() []FieldError {
 // NoteEdit is the body of PATCH /customers/{id}/notes/{noteId}: the fields
 // to change.
 type NoteEdit struct {
-	Body   *string `json:"body,omitempty"`
-	Pinned *bool   `json:"pinned,omitempty"`
+	Body      *string `json:"body,omitempty"`
+	Pinned    *bool   `json:"pinned,omitempty"`
+	Complaint *bool   `json:"complaint,omitempty" doc:"true marks the note as a complaint, false unmarks it (it then stops counting for churn scoring)"`
 }
 
 // Validate checks something is asked for.
 func (n NoteEdit) Validate() []FieldError {
-	if n.Body == nil && n.Pinned == nil {
-		return []FieldError{{"", "give body, pinned or both"}}
+	if n.Body == nil && n.Pinned == nil && n.Complaint == nil {
+		return []FieldError{{"", "give at least one of body, pinned, complaint"}}
 	}
 	return nil
 }
@@ -58,6 +61,7 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 	a.Handle(Route{Method: http.MethodGet, Path: "/customers/{id}/notes", Summary: "A customer's notes: pinned first, then newest first", Tags: tags, Role: auth.RoleRead,
 		Query: []Param{
 			{Name: "deleted", Type: "boolean", Description: "true lists the deleted notes instead (crm:admin)"},
+			{Name: "complaint", Type: "boolean", Description: "true lists only complaints, false only the other notes"},
 			{Name: "limit", Type: "integer", Description: "page size, 1-" + strconv.Itoa(MaxLimit)},
 			{Name: "cursor", Description: "nextCursor of the previous page"},
 		},
@@ -73,6 +77,14 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 					return Invalid(FieldError{"deleted", "must be true or false"})
 				}
 			}
+			var complaint *bool
+			if s := r.URL.Query().Get("complaint"); s != "" {
+				c, err := strconv.ParseBool(s)
+				if err != nil {
+					return Invalid(FieldError{"complaint", "must be true or false"})
+				}
+				complaint = &c
+			}
 			if p, _ := auth.FromContext(r.Context()); deleted && !Allows(p, auth.RoleAdmin) {
 				return Forbidden(auth.RoleAdmin)
 			}
@@ -87,7 +99,7 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 					return err
 				}
 			}
-			_, items, next, err := reader.Notes(r.Context(), Tenant(r), id, deleted, p.Limit, after)
+			_, items, next, err := reader.Notes(r.Context(), Tenant(r), id, activities.NoteFilter{Deleted: deleted, Complaint: complaint}, p.Limit, after)
 			if errors.Is(err, activities.ErrNotFound) {
 				return NotFound("customer")
 			}
@@ -116,7 +128,7 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 			if err := Decode(r, &in); err != nil {
 				return err
 			}
-			res, err := n.Notes.Add(r.Context(), actor(r), id, in.Body, in.Pinned)
+			res, err := n.Notes.Add(r.Context(), actor(r), id, customer.NoteAdded{Body: in.Body, Pinned: in.Pinned, Complaint: in.Complaint})
 			if err != nil {
 				return staffError(err)
 			}
@@ -124,7 +136,7 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 			return nil
 		})
 
-	a.Handle(Route{Method: http.MethodPatch, Path: "/customers/{id}/notes/{noteId}", Summary: "Edit or pin a note (its author or crm:admin)", Tags: tags, Role: auth.RoleWrite,
+	a.Handle(Route{Method: http.MethodPatch, Path: "/customers/{id}/notes/{noteId}", Summary: "Edit, pin or mark a note as a complaint (its author or crm:admin)", Tags: tags, Role: auth.RoleWrite,
 		Request: NoteEdit{}, Response: activities.Note{}, Errors: []int{http.StatusNotFound, http.StatusConflict}, Idempotent: true},
 		func(w http.ResponseWriter, r *http.Request) error {
 			id, err := pathID(r, "id")
@@ -140,7 +152,8 @@ func (a *API) RegisterNotes(n NoteEndpoints) {
 				return err
 			}
 			p, _ := auth.FromContext(r.Context())
-			res, err := n.Notes.Edit(r.Context(), actor(r), Allows(p, auth.RoleAdmin), id, nid, in.Body, in.Pinned)
+			res, err := n.Notes.Edit(r.Context(), actor(r), Allows(p, auth.RoleAdmin), id, nid,
+				customer.NoteEdited{Body: in.Body, Pinned: in.Pinned, Complaint: in.Complaint})
 			if err != nil {
 				return staffError(err)
 			}

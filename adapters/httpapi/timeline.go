@@ -35,6 +35,7 @@ type ActivityRequest struct {
 	Description string     `json:"description,omitempty" doc:"at most 4,000 characters"`
 	Channel     string     `json:"channel,omitempty" enum:"IN_PERSON,PHONE,VIDEO,EMAIL,SMS,WHATSAPP,PUSH,SOCIAL,OTHER" doc:"IN_PERSON for a visit or meeting and PHONE for a call when absent"`
 	OccurredAt  *time.Time `json:"occurredAt,omitempty" doc:"when it happened (RFC 3339); now when absent, never in the future"`
+	Complaint   bool       `json:"complaint,omitempty" doc:"true records the activity as a complaint (churn scoring counts complaints of the last 180 days)"`
 }
 
 // Validate checks the request's shape; the aggregate checks the rest.
@@ -120,7 +121,7 @@ func (a *API) RegisterTimeline(t TimelineEndpoints) {
 			if err := Decode(r, &in); err != nil {
 				return err
 			}
-			act := customer.ActivityRecorded{Kind: customer.ActivityKind(in.Type), Title: in.Title, Description: in.Description, Channel: in.Channel}
+			act := customer.ActivityRecorded{Kind: customer.ActivityKind(in.Type), Title: in.Title, Description: in.Description, Channel: in.Channel, Complaint: in.Complaint}
 			if in.OccurredAt != nil {
 				act.OccurredAt = *in.OccurredAt
 			}

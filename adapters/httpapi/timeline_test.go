@@ -337,3 +337,111 @@ func TestTimelineRoutesInOpenAPI(t *testing.T) {
 		}
 	}
 }
+
+// Complaints over HTTP: a note added as one, unmarked and marked again by
+// PATCH, listed with ?complaint=, a manual activity recorded as one, and
+// the timeline saying so.
+func TestComplaintEndpoints(t *testing.T) {
+	w := newTimelineWorld(t)
+	rec := w.do(t, "POST", w.path("/notes"), w.staff1, `{"body": "Greens were not cut", "complaint": true}`)
+	require.Equal(t, 201, rec.Code, rec.Body.String())
+	complaint := decodeBody[activities.Note](t, rec)
+	assert.True(t, complaint.Complaint)
+	assert.Contains(t, rec.Body.String(), `"complaint":true`)
+	rec = w.do(t, "POST", w.path("/notes"), w.staff1, `{"body": "Prefers early tee times"}`)
+	require.Equal(t, 201, rec.Code, rec.Body.String())
+	plain := decodeBody[activities.Note](t, rec)
+	assert.Contains(t, rec.Body.String(), `"complaint":false`, "every note answers complaint")
+
+	note := w.path("/notes/" + complaint.ID.String())
+	for _, c := range []struct {
+		name, tok, body string
+		status          int
+		complaint       bool
+	}{
+		{"unmark", w.staff1, `{"complaint": false}`, 200, false},
+		{"unmark again: no change", w.staff1, `{"complaint": false}`, 200, false},
+		{"an administrator marks it", w.admin, `{"complaint": true}`, 200, true},
+		{"null leaves it", w.staff1, `{"complaint": null, "body": "Greens were not cut on Saturday"}`, 200, true},
+	} {
+		rec := w.do(t, "PATCH", note, c.tok, c.body)
+		require.Equal(t, c.status, rec.Code, "%s: %s", c.name, rec.Body.String())
+		assert.Equal(t, c.complaint, decodeBody[activities.Note](t, rec).Complaint, c.name)
+	}
+	assertProblem(t, w.do(t, "PATCH", note, w.staff2, `{"complaint": false}`), 403, "")
+
+	// Wrong types name the field.
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", w.path("/notes"), `{"body": "x", "complaint": "yes"}`},
+		{"POST", w.path("/notes"), `{"body": "x", "complaint": 1}`},
+		{"PATCH", note, `{"complaint": "false"}`},
+		{"POST", w.path("/activities"), `{"type": "CALL", "title": "x", "complaint": "true"}`},
+	} {
+		assertProblem(t, w.do(t, c.method, c.path, w.staff1, c.body), 400, "complaint")
+	}
+
+	rec = w.do(t, "POST", w.path("/activities"), w.staff1, `{"type": "CALL", "title": "Called about slow play", "complaint": true}`)
+	require.Equal(t, 201, rec.Code, rec.Body.String())
+	call := decodeBody[activities.Activity](t, rec)
+	assert.Equal(t, "Complaint: Called about slow play", call.Title)
+	assert.JSONEq(t, `{"recordedBy": "staff-1", "complaint": true}`, string(call.Metadata))
+
+	w.run.Project(0)
+	for _, c := range []struct {
+		query string
+		want  []string
+	}{
+		{"", []string{plain.ID.String(), complaint.ID.String()}},
+		{"?complaint=true", []string{complaint.ID.String()}},
+		{"?complaint=false", []string{plain.ID.String()}},
+	} {
+		rec := w.do(t, "GET", w.path("/notes"+c.query), w.reader, "")
+		require.Equal(t, 200, rec.Code, rec.Body.String())
+		var ids []string
+		for _, n := range decodeBody[httpapi.List[activities.Note]](t, rec).Items {
+			ids = append(ids, n.ID.String())
+			assert.Equal(t, n.ID == complaint.ID, n.Complaint, "GET answers complaint per note")
+		}
+		assert.ElementsMatch(t, c.want, ids, c.query)
+	}
+	assertProblem(t, w.do(t, "GET", w.path("/notes?complaint=maybe"), w.reader, ""), 400, "complaint")
+
+	tl := w.timeline(t, "q=complaint")
+	require.Len(t, tl.Items, 2)
+	byTitle := map[string]activities.Activity{}
+	for _, a := range tl.Items {
+		byTitle[a.Title] = a
+	}
+	require.Contains(t, byTitle, "Complaint: Note by staff-1")
+	assert.JSONEq(t, `{"noteId": "`+complaint.ID.String()+`", "author": "staff-1", "pinned": false, "complaint": true, "editedBy": "staff-1"}`,
+		string(byTitle["Complaint: Note by staff-1"].Metadata))
+	got := byTitle["Complaint: Called about slow play"]
+	got.RecordedAt = call.RecordedAt
+	assert.Equal(t, call, got, "the command answers the activity as the timeline holds it")
+}
+
+// The complaint field is documented in the OpenAPI description of each
+// request and of the note.
+func TestComplaintInOpenAPI(t *testing.T) {
+	w := newTimelineWorld(t)
+	rec := w.do(t, "GET", "/openapi.json", "", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Type        string `json:"type"`
+					Description string `json:"description"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &doc))
+	for _, name := range []string{"NoteRequest", "NoteEdit", "ActivityRequest", "Note"} {
+		s, ok := doc.Components.Schemas[name]
+		require.True(t, ok, name)
+		p, ok := s.Properties["complaint"]
+		require.True(t, ok, "%s.complaint", name)
+		assert.Contains(t, p.Description, "complaint", name)
+	}
+}

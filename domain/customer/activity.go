@@ -38,7 +38,8 @@ const (
 
 // ActivityRecorded records an interaction staff entered by hand: an
 // in-person visit, a phone call. OccurredAt is when it happened, which may
-// be well before it was recorded.
+// be well before it was recorded. Complaint marks it as a complaint
+// (absent in events written before complaints: false).
 type ActivityRecorded struct {
 	ActivityID  uuid.UUID    `json:"activityId"`
 	Kind        ActivityKind `json:"kind"`
@@ -47,6 +48,7 @@ type ActivityRecorded struct {
 	Channel     string       `json:"channel,omitempty"`
 	OccurredAt  time.Time    `json:"occurredAt"`
 	Actor       string       `json:"actor"`
+	Complaint   bool         `json:"complaint,omitempty"`
 }
 
 // RecordActivity validates a manual activity (now bounds how far ahead it

@@ -19,26 +19,31 @@ type Note struct {
 	Author    string // the token subject of the staff member who wrote it
 	Body      string
 	Pinned    bool
+	Complaint bool `json:",omitempty"` // a complaint, which churn scoring counts
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	EditedBy  string `json:",omitempty"` // who last edited it
 }
 
-// NoteAdded records a staff note on the profile.
+// NoteAdded records a staff note on the profile. Complaint marks it as a
+// complaint (absent in events written before complaints: false).
 type NoteAdded struct {
-	NoteID uuid.UUID `json:"noteId"`
-	Author string    `json:"author"`
-	Body   string    `json:"body"`
-	Pinned bool      `json:"pinned"`
+	NoteID    uuid.UUID `json:"noteId"`
+	Author    string    `json:"author"`
+	Body      string    `json:"body"`
+	Pinned    bool      `json:"pinned"`
+	Complaint bool      `json:"complaint,omitempty"`
 }
 
 // NoteEdited records a change to a note: the fields set are the new values.
-// Actor is who changed it (the author or an administrator).
+// Actor is who changed it (the author or an administrator). Complaint set
+// marks (true) or unmarks (false) the note as a complaint.
 type NoteEdited struct {
-	NoteID uuid.UUID `json:"noteId"`
-	Body   *string   `json:"body,omitempty"`
-	Pinned *bool     `json:"pinned,omitempty"`
-	Actor  string    `json:"actor"`
+	NoteID    uuid.UUID `json:"noteId"`
+	Body      *string   `json:"body,omitempty"`
+	Pinned    *bool     `json:"pinned,omitempty"`
+	Complaint *bool     `json:"complaint,omitempty"`
+	Actor     string    `json:"actor"`
 }
 
 // NoteDeleted records a note taken off the profile. The note stays in the
@@ -73,23 +78,25 @@ func checkBody(body string) (string, error) {
 	return body, nil
 }
 
-// AddNote records a note by author. id names the note; the command derives
-// it from its own id, so a retried command adds the note once.
-func (p *Profile) AddNote(id uuid.UUID, author, body string, pinned bool) ([]Event, error) {
+// AddNote validates the note n (by n.Author, named n.NoteID) and answers
+// its event. The command derives the id from its own id, so a retried
+// command adds the note once.
+func (p *Profile) AddNote(n NoteAdded) ([]Event, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	body, err := checkBody(body)
+	body, err := checkBody(n.Body)
 	if err != nil {
 		return nil, err
 	}
-	if strings.TrimSpace(author) == "" {
+	if strings.TrimSpace(n.Author) == "" {
 		return nil, fmt.Errorf("%w: author: missing", ErrInvalid)
 	}
-	if _, ok := p.noteIndex(id); ok {
+	if _, ok := p.noteIndex(n.NoteID); ok {
 		return nil, nil // added already, by this very command
 	}
-	return []Event{{TypeNoteAdded, &NoteAdded{NoteID: id, Author: author, Body: body, Pinned: pinned}}}, nil
+	n.Body = body
+	return []Event{{TypeNoteAdded, &n}}, nil
 }
 
 // mayChange answers ErrForbidden unless actor wrote the note or is an
@@ -101,24 +108,25 @@ func mayChange(n Note, actor string, admin bool) error {
 	return fmt.Errorf("%w: only the note's author (%s) or an administrator may change it", ErrForbidden, n.Author)
 }
 
-// EditNote changes a note's body or pin; nil leaves a field as it is. Only
-// the author or an administrator may. Nothing that changes nothing is
-// recorded.
-func (p *Profile) EditNote(id uuid.UUID, body *string, pinned *bool, actor string, admin bool) ([]Event, error) {
+// EditNote changes note c.NoteID as c asks, by c.Actor: its body, its pin,
+// whether it is a complaint; nil leaves a field as it is. Only the author
+// or an administrator (admin) may. The event holds only what changes, and
+// an edit that changes nothing is no event.
+func (p *Profile) EditNote(c NoteEdited, admin bool) ([]Event, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	i, ok := p.noteIndex(id)
+	i, ok := p.noteIndex(c.NoteID)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNoteNotFound, id)
+		return nil, fmt.Errorf("%w: %s", ErrNoteNotFound, c.NoteID)
 	}
 	n := p.Notes[i]
-	if err := mayChange(n, actor, admin); err != nil {
+	if err := mayChange(n, c.Actor, admin); err != nil {
 		return nil, err
 	}
-	e := NoteEdited{NoteID: id, Actor: actor}
-	if body != nil {
-		b, err := checkBody(*body)
+	e := NoteEdited{NoteID: c.NoteID, Actor: c.Actor}
+	if c.Body != nil {
+		b, err := checkBody(*c.Body)
 		if err != nil {
 			return nil, err
 		}
@@ -126,11 +134,15 @@ func (p *Profile) EditNote(id uuid.UUID, body *string, pinned *bool, actor strin
 			e.Body = &b
 		}
 	}
-	if pinned != nil && *pinned != n.Pinned {
-		v := *pinned
+	if c.Pinned != nil && *c.Pinned != n.Pinned {
+		v := *c.Pinned
 		e.Pinned = &v
 	}
-	if e.Body == nil && e.Pinned == nil {
+	if c.Complaint != nil && *c.Complaint != n.Complaint {
+		v := *c.Complaint
+		e.Complaint = &v
+	}
+	if e.Body == nil && e.Pinned == nil && e.Complaint == nil {
 		return nil, nil
 	}
 	return []Event{{TypeNoteEdited, &e}}, nil
@@ -156,7 +168,8 @@ func (p *Profile) applyNote(v any, at time.Time) {
 	switch e := v.(type) {
 	case *NoteAdded:
 		if _, ok := p.noteIndex(e.NoteID); !ok {
-			p.Notes = append(p.Notes, Note{ID: e.NoteID, Author: e.Author, Body: e.Body, Pinned: e.Pinned, CreatedAt: at, UpdatedAt: at})
+			p.Notes = append(p.Notes, Note{ID: e.NoteID, Author: e.Author, Body: e.Body, Pinned: e.Pinned, Complaint: e.Complaint,
+				CreatedAt: at, UpdatedAt: at})
 		}
 	case *NoteEdited:
 		if i, ok := p.noteIndex(e.NoteID); ok {
@@ -166,6 +179,9 @@ func (p *Profile) applyNote(v any, at time.Time) {
 			}
 			if e.Pinned != nil {
 				n.Pinned = *e.Pinned
+			}
+			if e.Complaint != nil {
+				n.Complaint = *e.Complaint
 			}
 			n.UpdatedAt, n.EditedBy = at, e.Actor
 		}

@@ -120,6 +120,9 @@ func Describe(e Event, prior State, opt Options) (Activity, bool) {
 		a.Description = d.Body
 		a.SourceID = d.NoteID.String()
 		a.Metadata = map[string]any{"noteId": d.NoteID.String(), "author": d.Author, "pinned": d.Pinned}
+		if d.Complaint {
+			markComplaint(&a)
+		}
 	case *customer.TagsChanged:
 		a.Type, a.Category = TagChanged, System
 		a.Title = tagsTitle(d.Added, d.Removed)
@@ -155,10 +158,25 @@ func Describe(e Event, prior State, opt Options) (Activity, bool) {
 		a.Channel, a.Title, a.Description = d.Channel, d.Title, d.Description
 		a.OccurredAt = d.OccurredAt.UTC()
 		a.Metadata = map[string]any{"recordedBy": d.Actor}
+		if d.Complaint {
+			markComplaint(&a)
+		}
 	default:
 		return Activity{}, false
 	}
 	return a, true
+}
+
+// ComplaintPrefix starts the title of a complaint's activity (a note or a
+// manual activity marked as a complaint), so staff see it at a glance and
+// q=complaint finds it; its metadata carries "complaint": true. When a
+// note is marked or unmarked later, the timeline projector adds or takes
+// off both.
+const ComplaintPrefix = "Complaint: "
+
+func markComplaint(a *Activity) {
+	a.Title = ComplaintPrefix + a.Title
+	a.Metadata["complaint"] = true
 }
 
 // Classify answers what Describe would of e's type, category and time,

@@ -285,3 +285,34 @@ func TestFormatHandicapAndWhen(t *testing.T) {
 	assert.Equal(t, "14 Mar 2026, 07:30", timeline.FormatWhen(occurred, ref.AddDate(1, 0, 0), nil))
 	assert.Equal(t, "Pending renewal", timeline.Label("PENDING_RENEWAL"))
 }
+
+// A note or manual activity marked as a complaint says so in its title and
+// carries "complaint": true in its details; one that is none carries no
+// such key.
+func TestComplaintActivities(t *testing.T) {
+	noteID, activityID := uuid.New(), uuid.New()
+	for _, c := range []struct {
+		name     string
+		ev       timeline.Event
+		title    string
+		metadata map[string]any
+	}{
+		{"complaint note", stored(t, customer.TypeNoteAdded, customer.NoteAdded{NoteID: noteID, Author: "staff-17", Body: "Greens not cut", Complaint: true}),
+			"Complaint: Note by staff-17", map[string]any{"noteId": noteID.String(), "author": "staff-17", "pinned": false, "complaint": true}},
+		{"note", stored(t, customer.TypeNoteAdded, customer.NoteAdded{NoteID: noteID, Author: "staff-17", Body: "Greens not cut"}),
+			"Note by staff-17", map[string]any{"noteId": noteID.String(), "author": "staff-17", "pinned": false}},
+		{"complaint call", stored(t, customer.TypeActivityRecorded, customer.ActivityRecorded{ActivityID: activityID, Kind: customer.KindCall,
+			Title: "Called about slow play", OccurredAt: occurred, Actor: "staff-17", Complaint: true}),
+			"Complaint: Called about slow play", map[string]any{"recordedBy": "staff-17", "complaint": true}},
+		{"call", stored(t, customer.TypeActivityRecorded, customer.ActivityRecorded{ActivityID: activityID, Kind: customer.KindCall,
+			Title: "Complaint: about slow play", OccurredAt: occurred, Actor: "staff-17"}),
+			"Complaint: about slow play", map[string]any{"recordedBy": "staff-17"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, ok := timeline.Describe(c.ev, timeline.State{}, timeline.Options{})
+			require.True(t, ok)
+			assert.Equal(t, c.title, a.Title)
+			assert.Equal(t, c.metadata, a.Metadata)
+		})
+	}
+}

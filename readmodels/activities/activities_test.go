@@ -3,12 +3,15 @@ package activities_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -179,7 +182,7 @@ func TestFilters(t *testing.T) {
 	p = w.ingest(tenant, p, "email.opened", `{"contactId": "c", "campaignId": "spring"}`, t0.Add(49*time.Hour))
 	p = w.ingest(tenant, p, "email.clicked", `{"contactId": "c", "campaignId": "spring", "url": "https://club.example/spring-open"}`, t0.Add(50*time.Hour))
 	p = w.record(p, w.ok(p.ChangeTags([]string{"VIP"}, nil, "staff-1")))
-	p = w.record(p, w.ok(p.AddNote(uuid.New(), "staff-1", "Asked about the spring open", false)))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: uuid.New(), Author: "staff-1", Body: "Asked about the spring open"})))
 	w.project(0)
 
 	f := func(f activities.Filter) []string { return titles(w.timeline(p.ID, f)) }
@@ -250,7 +253,7 @@ func TestMergeJoinsTimelines(t *testing.T) {
 	jane := w.ingest(tenant, nil, "member.created", `{"memberId": 42, "email": "jane@mail.com", "firstName": "Jane"}`, t0)
 	dup := w.ingest(tenant, nil, "player.created", `{"playerId": "p-7", "email": "jd@golf.com", "firstName": "Jane", "lastName": "D"}`, t0.Add(time.Hour))
 	dup = w.ingest(tenant, dup, "teetime.booked", `{"playerId": "p-7", "bookingId": "b-1"}`, t0.Add(2*time.Hour))
-	dup = w.record(dup, w.ok(dup.AddNote(uuid.New(), "staff-1", "Left-handed", false)))
+	dup = w.record(dup, w.ok(dup.AddNote(customer.NoteAdded{NoteID: uuid.New(), Author: "staff-1", Body: "Left-handed"})))
 	w.project(0)
 	other := w.ingest(tenant, nil, "message.sent", `{"contactId": "c-9", "email": "j@elsewhere.com"}`, t0.Add(3*time.Hour))
 	jane, dup = w.env.Merge(jane, dup, "staff-2")
@@ -271,7 +274,7 @@ func TestMergeJoinsTimelines(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, jane.ID, owner)
 	assert.Len(t, via, len(items))
-	owner, notes, _, err := w.reader().Notes(context.Background(), tenant, dup.ID, false, 0, nil)
+	owner, notes, _, err := w.reader().Notes(context.Background(), tenant, dup.ID, activities.NoteFilter{}, 0, nil)
 	require.NoError(t, err)
 	assert.Equal(t, jane.ID, owner)
 	require.Len(t, notes, 1)
@@ -289,16 +292,16 @@ func TestNotes(t *testing.T) {
 	ctx := context.Background()
 	p := w.ingest(tenant, nil, "member.created", `{"memberId": 1, "email": "a@b.com"}`, t0)
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
-	p = w.record(p, w.ok(p.AddNote(a, "staff-1", "First", false)))
-	p = w.record(p, w.ok(p.AddNote(b, "staff-2", "Second", false)))
-	p = w.record(p, w.ok(p.AddNote(c, "staff-1", "Third", false)))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: a, Author: "staff-1", Body: "First"})))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: b, Author: "staff-2", Body: "Second"})))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: c, Author: "staff-1", Body: "Third"})))
 	w.project(0)
-	p = w.record(p, w.ok(p.EditNote(a, ptr("First, edited"), ptr(true), "staff-9", true)))
+	p = w.record(p, w.ok(p.EditNote(customer.NoteEdited{NoteID: a, Body: ptr("First, edited"), Pinned: ptr(true), Actor: "staff-9"}, true)))
 	p = w.record(p, w.ok(p.DeleteNote(c, "staff-1", false)))
 	w.project(1)
 
 	r := w.reader()
-	_, notes, next, err := r.Notes(ctx, tenant, p.ID, false, 1, nil)
+	_, notes, next, err := r.Notes(ctx, tenant, p.ID, activities.NoteFilter{}, 1, nil)
 	require.NoError(t, err)
 	require.Len(t, notes, 1)
 	assert.Equal(t, "First, edited", notes[0].Body, "pinned first")
@@ -307,12 +310,12 @@ func TestNotes(t *testing.T) {
 	assert.Equal(t, "staff-9", *notes[0].EditedBy)
 	assert.True(t, notes[0].UpdatedAt.After(notes[0].CreatedAt))
 	require.NotNil(t, next)
-	_, notes, next, err = r.Notes(ctx, tenant, p.ID, false, 1, next)
+	_, notes, next, err = r.Notes(ctx, tenant, p.ID, activities.NoteFilter{}, 1, next)
 	require.NoError(t, err)
 	require.Len(t, notes, 1)
 	assert.Equal(t, "Second", notes[0].Body)
 	assert.Nil(t, next, "the deleted note is not listed")
-	_, deleted, _, err := r.Notes(ctx, tenant, p.ID, true, 0, nil)
+	_, deleted, _, err := r.Notes(ctx, tenant, p.ID, activities.NoteFilter{Deleted: true}, 0, nil)
 	require.NoError(t, err)
 	require.Len(t, deleted, 1)
 	assert.Equal(t, "Third", deleted[0].Body)
@@ -343,8 +346,8 @@ func TestRebuildAgrees(t *testing.T) {
 	p = w.ingest(tenant, p, "contactPreference.updated", `{"contactId": "c", "emailOptIn": true}`, t0.Add(2*time.Hour))
 	p = w.ingest(tenant, p, "contactPreference.updated", `{"contactId": "c", "emailOptIn": false, "smsOptIn": true}`, t0.Add(3*time.Hour))
 	n := uuid.New()
-	p = w.record(p, w.ok(p.AddNote(n, "staff-1", "x", false)))
-	p = w.record(p, w.ok(p.EditNote(n, ptr("y"), nil, "staff-1", false)))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: n, Author: "staff-1", Body: "x"})))
+	p = w.record(p, w.ok(p.EditNote(customer.NoteEdited{NoteID: n, Body: ptr("y"), Actor: "staff-1"}, false)))
 	q := w.ingest(tenant, nil, "player.created", `{"playerId": "p-2", "email": "q@b.com"}`, t0)
 	p, _ = w.env.Merge(p, q, "staff-1")
 	w.project(1)
@@ -357,6 +360,147 @@ func TestRebuildAgrees(t *testing.T) {
 	w.done = 0
 	w.project(0)
 	assert.Equal(t, want, dump(t, w))
+}
+
+// Complaints in the read models: the notes table holds the mark and
+// answers the complaint filter, and the timeline's activity says so in its
+// title and metadata, following each mark and unmark; a rebuild agrees
+// with what was projected live.
+func TestComplaints(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	p := w.ingest(tenant, nil, "member.created", `{"memberId": 1, "email": "a@b.com"}`, t0)
+	a, b, c := uuid.New(), uuid.New(), uuid.New()
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: a, Author: "staff-1", Body: "Greens were not cut", Complaint: true})))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: b, Author: "staff-2", Body: "Prefers early tee times"})))
+	p = w.record(p, w.ok(p.AddNote(customer.NoteAdded{NoteID: c, Author: "staff-1", Body: "Rude starter", Complaint: true})))
+	act := uuid.New()
+	p = w.record(p, w.ok(p.RecordActivity(customer.ActivityRecorded{ActivityID: act, Kind: customer.KindCall, Title: "Called about slow play",
+		OccurredAt: t0.Add(time.Hour), Actor: "staff-1", Complaint: true}, t0.Add(2*time.Hour))))
+	w.project(0)
+
+	type note struct {
+		complaint bool
+		title     string
+		metadata  string
+	}
+	md := func(id uuid.UUID, author string, extra string) string {
+		return `{"noteId": "` + id.String() + `", "author": "` + author + `", "pinned": false` + extra + `}`
+	}
+	check := func(step string, want map[uuid.UUID]note) {
+		t.Helper()
+		_, notes, _, err := w.reader().Notes(ctx, tenant, p.ID, activities.NoteFilter{}, 0, nil)
+		require.NoError(t, err)
+		got := map[uuid.UUID]bool{}
+		for _, n := range notes {
+			got[n.ID] = n.Complaint
+		}
+		items := w.timeline(p.ID, activities.Filter{Types: []string{"NOTE_ADDED"}})
+		byID := map[uuid.UUID]activities.Activity{}
+		for _, it := range items {
+			byID[it.ID] = it
+		}
+		var complaints []uuid.UUID
+		for id, n := range want {
+			assert.Equal(t, n.complaint, got[id], "%s: note %s", step, id)
+			assert.Equal(t, n.title, byID[id].Title, step)
+			assert.JSONEq(t, n.metadata, string(byID[id].Metadata), step)
+			if n.complaint {
+				complaints = append(complaints, id)
+			}
+		}
+		_, only, _, err := w.reader().Notes(ctx, tenant, p.ID, activities.NoteFilter{Complaint: ptr(true)}, 0, nil)
+		require.NoError(t, err)
+		var ids []uuid.UUID
+		for _, n := range only {
+			ids = append(ids, n.ID)
+		}
+		assert.ElementsMatch(t, complaints, ids, "%s: ?complaint=true", step)
+		_, others, _, err := w.reader().Notes(ctx, tenant, p.ID, activities.NoteFilter{Complaint: ptr(false)}, 0, nil)
+		require.NoError(t, err)
+		assert.Len(t, others, len(want)-len(complaints), "%s: ?complaint=false", step)
+	}
+	notes := map[uuid.UUID]note{
+		a: {true, "Complaint: Note by staff-1", md(a, "staff-1", `, "complaint": true`)},
+		b: {false, "Note by staff-2", md(b, "staff-2", ``)},
+		c: {true, "Complaint: Note by staff-1", md(c, "staff-1", `, "complaint": true`)},
+	}
+	check("added", notes)
+
+	for _, s := range []struct {
+		name string
+		edit customer.NoteEdited
+		want map[uuid.UUID]note // the notes it changes, as they stand after it
+	}{
+		{"a unmarked", customer.NoteEdited{NoteID: a, Complaint: ptr(false), Actor: "staff-1"}, map[uuid.UUID]note{
+			a: {false, "Note by staff-1", md(a, "staff-1", `, "editedBy": "staff-1"`)},
+		}},
+		{"b marked", customer.NoteEdited{NoteID: b, Complaint: ptr(true), Actor: "staff-2"}, map[uuid.UUID]note{
+			b: {true, "Complaint: Note by staff-2", md(b, "staff-2", `, "complaint": true, "editedBy": "staff-2"`)},
+		}},
+		{"a marked again, with a new body", customer.NoteEdited{NoteID: a, Body: ptr("Greens not cut, again"), Complaint: ptr(true), Actor: "staff-9"}, map[uuid.UUID]note{
+			a: {true, "Complaint: Note by staff-1", md(a, "staff-1", `, "complaint": true, "editedBy": "staff-9"`)},
+		}},
+		{"b pinned stays a complaint", customer.NoteEdited{NoteID: b, Pinned: ptr(true), Actor: "staff-2"}, map[uuid.UUID]note{
+			b: {true, "Complaint: Note by staff-2", `{"noteId": "` + b.String() + `", "author": "staff-2", "pinned": true, "complaint": true, "editedBy": "staff-2"}`},
+		}},
+	} {
+		p = w.record(p, w.ok(p.EditNote(s.edit, true)))
+		w.project(1)
+		for id, n := range s.want {
+			notes[id] = n
+		}
+		check(s.name, notes)
+	}
+	p = w.record(p, w.ok(p.DeleteNote(c, "staff-1", false)))
+	w.project(1)
+	_, only, _, err := w.reader().Notes(ctx, tenant, p.ID, activities.NoteFilter{Complaint: ptr(true)}, 0, nil)
+	require.NoError(t, err)
+	assert.Len(t, only, 2, "a deleted complaint is listed no more")
+	_, gone, _, err := w.reader().Notes(ctx, tenant, p.ID, activities.NoteFilter{Deleted: true, Complaint: ptr(true)}, 0, nil)
+	require.NoError(t, err)
+	require.Len(t, gone, 1)
+	assert.Equal(t, c, gone[0].ID)
+
+	calls := w.timeline(p.ID, activities.Filter{Types: []string{"CALL"}})
+	require.Len(t, calls, 1)
+	assert.Equal(t, "Complaint: Called about slow play", calls[0].Title)
+	assert.JSONEq(t, `{"recordedBy": "staff-1", "complaint": true}`, string(calls[0].Metadata))
+	assert.Len(t, w.timeline(p.ID, activities.Filter{Q: "complaint"}), 3, "q finds the complaints: two notes and the call")
+
+	// A rebuild, one event a batch or all at once, equals the live read models.
+	want := dump(t, w)
+	for _, size := range []int{0, 1} {
+		_, err := w.env.Pool.Exec(ctx, `TRUNCATE activities, timeline_state, customer_notes`)
+		require.NoError(t, err)
+		w.done = 0
+		w.project(size)
+		assert.Equal(t, want, dump(t, w), "batch size %d", size)
+	}
+
+	// And through the projections runtime, which replays into shadow
+	// tables made LIKE the live ones (the complaint column included) and
+	// swaps them in. It reads the log as subscribers do: an event shows
+	// once no transaction on the server that began before it is open.
+	all := w.env.Events()
+	last := all[len(all)-1].Position
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		head, err := w.env.Store.Head(ctx)
+		require.NoError(t, err)
+		if !head.Less(last) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Skip("the server kept a transaction open for 15s: the log is not visible to the runtime")
+		}
+	}
+	rt, err := projections.New(w.env.Pool, w.env.Store, []projections.Projector{activities.Projector{}, activities.NotesProjector{}},
+		projections.WithRegisterer(prometheus.NewRegistry()), projections.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), projections.WithProgress(io.Discard))
+	require.NoError(t, err)
+	defer rt.Close()
+	require.NoError(t, rt.Rebuild(ctx, activities.NotesName))
+	require.NoError(t, rt.Rebuild(ctx, activities.Name))
+	assert.Equal(t, want, dump(t, w), "rebuilt by the runtime")
 }
 
 func dump(t *testing.T, w *world) string {

@@ -17,7 +17,8 @@ const NotesName = "notes"
 const notesTable = "customer_notes"
 
 // NotesProjector keeps the customer_notes table: each note as it stands
-// now, deleted ones marked, on the profile it belongs to after merges.
+// now (complaint: marked as a complaint), deleted ones marked, on the
+// profile it belongs to after merges.
 type NotesProjector struct{}
 
 var _ projections.Projector = NotesProjector{}
@@ -38,9 +39,10 @@ func (NotesProjector) Filter() eventstore.Filter {
 // order, sent in one round trip.
 func (NotesProjector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables, events []eventstore.Event) error {
 	t := tables.Ident(notesTable)
-	insert := fmt.Sprintf(`INSERT INTO %s (tenant_id, id, customer_id, profile_id, author, body, pinned, created_at, updated_at)
-VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7) ON CONFLICT (tenant_id, id) DO NOTHING`, t)
-	edit := fmt.Sprintf(`UPDATE %s SET body = coalesce($3, body), pinned = coalesce($4, pinned), updated_at = $5, edited_by = $6
+	insert := fmt.Sprintf(`INSERT INTO %s (tenant_id, id, customer_id, profile_id, author, body, pinned, complaint, created_at, updated_at)
+VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (tenant_id, id) DO NOTHING`, t)
+	edit := fmt.Sprintf(`UPDATE %s SET body = coalesce($3, body), pinned = coalesce($4, pinned), complaint = coalesce($7, complaint),
+    updated_at = $5, edited_by = $6
 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, t)
 	del := fmt.Sprintf(`UPDATE %s SET deleted_at = $3, deleted_by = $4 WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, t)
 	move := fmt.Sprintf(`UPDATE %s SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2`, t)
@@ -57,9 +59,9 @@ WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, t)
 		at := e.RecordedAt.UTC()
 		switch d := v.(type) {
 		case *customer.NoteAdded:
-			b.Queue(insert, k.tenant, d.NoteID, k.id, d.Author, d.Body, d.Pinned, at)
+			b.Queue(insert, k.tenant, d.NoteID, k.id, d.Author, d.Body, d.Pinned, d.Complaint, at)
 		case *customer.NoteEdited:
-			b.Queue(edit, k.tenant, d.NoteID, d.Body, d.Pinned, at, d.Actor)
+			b.Queue(edit, k.tenant, d.NoteID, d.Body, d.Pinned, at, d.Actor, d.Complaint)
 		case *customer.NoteDeleted:
 			b.Queue(del, k.tenant, d.NoteID, at, d.Actor)
 		case *customer.Merged:

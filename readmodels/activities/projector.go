@@ -264,16 +264,26 @@ func (w *writes) then(sql string, args ...any) {
 	w.stmts = append(w.stmts, stmt{sql: sql, args: args})
 }
 
-// editNote keeps a note's activity in step with the note: its text, and
-// the pin and editor in its details.
+// editNote keeps a note's activity in step with the note: its text, the
+// pin and editor in its details, and its complaint mark, which adds or
+// takes off "complaint" in the details and timeline.ComplaintPrefix in the
+// title (a note's title is written by Describe, so the prefix is ours).
 func (w *writes) editNote(tenant string, e *customer.NoteEdited) {
 	patch := map[string]any{"editedBy": e.Actor}
 	if e.Pinned != nil {
 		patch["pinned"] = *e.Pinned
 	}
+	if e.Complaint != nil && *e.Complaint {
+		patch["complaint"] = true
+	}
 	b, _ := json.Marshal(patch)
-	w.then(fmt.Sprintf(`UPDATE %s SET description = coalesce($3, description), metadata = metadata || $4::jsonb
-WHERE tenant_id = $1 AND id = $2`, w.table), tenant, [16]byte(e.NoteID), e.Body, string(b))
+	w.then(fmt.Sprintf(`UPDATE %s SET description = coalesce($3, description),
+    metadata = CASE WHEN $5::boolean IS FALSE THEN (metadata || $4::jsonb) - 'complaint' ELSE metadata || $4::jsonb END,
+    title = CASE
+        WHEN $5::boolean IS TRUE AND NOT starts_with(title, $6) THEN $6 || title
+        WHEN $5::boolean IS FALSE AND starts_with(title, $6) THEN substr(title, length($6) + 1)
+        ELSE title END
+WHERE tenant_id = $1 AND id = $2`, w.table), tenant, [16]byte(e.NoteID), e.Body, string(b), e.Complaint, timeline.ComplaintPrefix)
 }
 
 // deleteNote takes a deleted note off the timeline; the profile's event

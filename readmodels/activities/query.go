@@ -226,6 +226,7 @@ type Note struct {
 	Author     string     `json:"author" doc:"the token subject of the staff member who wrote it"`
 	Body       string     `json:"body"`
 	Pinned     bool       `json:"pinned"`
+	Complaint  bool       `json:"complaint" doc:"marked as a complaint (churn scoring counts complaints of the last 180 days)"`
 	CreatedAt  time.Time  `json:"createdAt"`
 	UpdatedAt  time.Time  `json:"updatedAt"`
 	EditedBy   *string    `json:"editedBy" doc:"who last edited it, when someone did"`
@@ -241,12 +242,12 @@ type NoteCursor struct {
 	ID        uuid.UUID `json:"i"`
 }
 
-const selectNote = `SELECT n.id, n.customer_id, n.author, n.body, n.pinned, n.created_at, n.updated_at, n.edited_by, n.deleted_at, n.deleted_by
+const selectNote = `SELECT n.id, n.customer_id, n.author, n.body, n.pinned, n.complaint, n.created_at, n.updated_at, n.edited_by, n.deleted_at, n.deleted_by
 FROM customer_notes n`
 
 func scanNote(row pgx.Row) (Note, error) {
 	var n Note
-	err := row.Scan(&n.ID, &n.CustomerID, &n.Author, &n.Body, &n.Pinned, &n.CreatedAt, &n.UpdatedAt, &n.EditedBy, &n.DeletedAt, &n.DeletedBy)
+	err := row.Scan(&n.ID, &n.CustomerID, &n.Author, &n.Body, &n.Pinned, &n.Complaint, &n.CreatedAt, &n.UpdatedAt, &n.EditedBy, &n.DeletedAt, &n.DeletedBy)
 	n.CreatedAt, n.UpdatedAt = n.CreatedAt.UTC(), n.UpdatedAt.UTC()
 	if n.DeletedAt != nil {
 		t := n.DeletedAt.UTC()
@@ -255,11 +256,20 @@ func scanNote(row pgx.Row) (Note, error) {
 	return n, err
 }
 
+// NoteFilter chooses the notes a list holds.
+type NoteFilter struct {
+	// Deleted lists the deleted notes, and only them.
+	Deleted bool
+	// Complaint, when set, lists only complaints (true) or only the
+	// other notes (false).
+	Complaint *bool
+}
+
 // Notes answers a page of the notes of the profile id stands for (itself or
 // its survivor), pinned first, then newest first, with that profile's id
 // and the next page's cursor (nil on the last). Deleted notes are listed
-// only when deleted is true, and then alone.
-func (r Reader) Notes(ctx context.Context, tenant string, id uuid.UUID, deleted bool, limit int, after *NoteCursor) (uuid.UUID, []Note, *NoteCursor, error) {
+// only when f.Deleted is true, and then alone.
+func (r Reader) Notes(ctx context.Context, tenant string, id uuid.UUID, f NoteFilter, limit int, after *NoteCursor) (uuid.UUID, []Note, *NoteCursor, error) {
 	limit = Page{Limit: limit}.limit()
 	var owner uuid.UUID
 	var out []Note
@@ -268,11 +278,15 @@ func (r Reader) Notes(ctx context.Context, tenant string, id uuid.UUID, deleted 
 		if owner, err = customers.Survivor(ctx, tx, tenant, id); err != nil {
 			return err
 		}
-		args := []any{tenant, owner, limit + 1, deleted}
+		args := []any{tenant, owner, limit + 1, f.Deleted}
 		sql := selectNote + ` WHERE n.tenant_id = $1 AND n.customer_id = $2 AND (n.deleted_at IS NOT NULL) = $4`
+		if f.Complaint != nil {
+			args = append(args, *f.Complaint)
+			sql += fmt.Sprintf(` AND n.complaint = $%d`, len(args))
+		}
 		if after != nil {
 			args = append(args, after.Pinned, after.CreatedAt, after.ID)
-			sql += ` AND (n.pinned, n.created_at, n.id) < ($5, $6, $7)`
+			sql += fmt.Sprintf(` AND (n.pinned, n.created_at, n.id) < ($%d, $%d, $%d)`, len(args)-2, len(args)-1, len(args))
 		}
 		sql += ` ORDER BY n.pinned DESC, n.created_at DESC, n.id DESC LIMIT $3`
 		rows, err := tx.Query(ctx, sql, args...)
@@ -329,6 +343,6 @@ func FromTimeline(a timeline.Activity, customerID, profileID uuid.UUID, recorded
 
 // NoteFrom answers the representation of a note as the aggregate holds it.
 func NoteFrom(n customer.Note, customerID uuid.UUID) Note {
-	return Note{ID: n.ID, CustomerID: customerID, Author: n.Author, Body: n.Body, Pinned: n.Pinned,
+	return Note{ID: n.ID, CustomerID: customerID, Author: n.Author, Body: n.Body, Pinned: n.Pinned, Complaint: n.Complaint,
 		CreatedAt: n.CreatedAt.UTC(), UpdatedAt: n.UpdatedAt.UTC(), EditedBy: optional(n.EditedBy)}
 }

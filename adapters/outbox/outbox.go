@@ -27,6 +27,7 @@ const Topic = "crm.events"
 const (
 	ProfileCreated = "crm.profile.created"
 	ProfileMerged  = "crm.profile.merged"
+	ChurnRiskHigh  = "crm.churn.risk.high"
 )
 
 // Envelope is the shape of every produced event: the upstream contract's
@@ -56,6 +57,17 @@ type ProfileMergedData struct {
 	Actor     string          `json:"actor"`
 }
 
+// ChurnRiskHighData is the data of crm.churn.risk.high: a profile's churn
+// risk crossed above the tenant's alert threshold (once per crossing).
+type ChurnRiskHighData struct {
+	CustomerID      string  `json:"customerId"`
+	ChurnRiskScore  float64 `json:"churnRiskScore"`
+	Threshold       float64 `json:"threshold"`
+	EngagementScore float64 `json:"engagementScore"`
+	ModelVersion    int     `json:"modelVersion"`
+	ScoredOn        string  `json:"scoredOn"`
+}
+
 // Projector publishes produced events. It owns no tables: its checkpoint is
 // how far it has published.
 type Projector struct {
@@ -74,7 +86,7 @@ func (p *Projector) Tables() []string { return nil }
 
 // Filter implements projections.Projector.
 func (p *Projector) Filter() eventstore.Filter {
-	return eventstore.Filter{Categories: []string{customer.Category}, Types: []string{customer.TypeCreated, customer.TypeMerged}}
+	return eventstore.Filter{Categories: []string{customer.Category}, Types: []string{customer.TypeCreated, customer.TypeMerged, customer.TypeChurnRiskRaised}}
 }
 
 // Apply implements projections.Projector: it publishes, and the runtime
@@ -135,6 +147,13 @@ func Translate(e eventstore.Event) (Envelope, error) {
 			moved = []customer.Link{}
 		}
 		data = ProfileMergedData{SurvivorID: streamID(e.Stream), MergedID: d.SourceID.String(), MovedKeys: moved, Actor: d.Actor}
+	case *customer.ChurnRisk:
+		if e.Type != customer.TypeChurnRiskRaised {
+			return Envelope{}, fmt.Errorf("outbox: %s is not a produced event", e.Type)
+		}
+		env.Type = ChurnRiskHigh
+		data = ChurnRiskHighData{CustomerID: streamID(e.Stream), ChurnRiskScore: d.ChurnRiskScore, Threshold: d.Threshold,
+			EngagementScore: d.EngagementScore, ModelVersion: d.ModelVersion, ScoredOn: d.ScoredOn}
 	default:
 		return Envelope{}, fmt.Errorf("outbox: %s is not a produced event", e.Type)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clubcrm/crm/adapters/postgres"
+	app "github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/projections"
 )
 
@@ -67,7 +68,7 @@ func runProjections(ctx context.Context, args []string, stdout io.Writer) error 
 		return err
 	}
 	defer store.Close()
-	rt, err := projections.New(pool, store, allProjectors(nil), projections.WithLogger(log), projections.WithProgress(os.Stderr))
+	rt, err := projections.New(pool, store, allProjectors(nil, &app.ScoringModels{Store: store}), projections.WithLogger(log), projections.WithProgress(os.Stderr))
 	if err != nil {
 		return err
 	}
@@ -102,13 +103,13 @@ func parseRebuildTargets(args []string, out io.Writer) ([]string, error) {
 func rebuildProjectors(ctx context.Context, rt *projections.Runtime, names []string) error {
 	known := rt.Projectors()
 	if names == nil {
-		for _, p := range allProjectors(nil) {
+		for _, p := range allProjectors(nil, nil) {
 			if rebuildable(p) {
 				names = append(names, p.Name())
 			}
 		}
 	}
-	for _, p := range allProjectors(nil) {
+	for _, p := range allProjectors(nil, nil) {
 		if slices.Contains(names, p.Name()) && !rebuildable(p) {
 			return fmt.Errorf("%s owns no read model: rebuilding it would only publish history again", p.Name())
 		}

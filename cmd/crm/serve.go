@@ -27,6 +27,7 @@ import (
 	"github.com/clubcrm/crm/projections"
 	"github.com/clubcrm/crm/readmodels/customers"
 	"github.com/clubcrm/crm/readmodels/metrics"
+	"github.com/clubcrm/crm/readmodels/scores"
 )
 
 func init() {
@@ -109,7 +110,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if err != nil {
 		return fmt.Errorf("redis publisher: %w", err)
 	}
-	rt, err := projections.New(pool, store, allProjectors(pub), projections.WithLogger(log), projections.WithRegisterer(reg))
+	models := &app.ScoringModels{Store: store}
+	rt, err := projections.New(pool, store, allProjectors(pub, models), projections.WithLogger(log), projections.WithRegisterer(reg))
 	if err != nil {
 		return err
 	}
@@ -146,6 +148,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		api.RegisterTimeline(httpapi.TimelineEndpoints{DB: pool, Record: &app.RecordActivity{Store: store}})
 		api.RegisterNotes(httpapi.NoteEndpoints{DB: pool, Notes: &app.Notes{Store: store}})
 		api.RegisterTags(httpapi.TagEndpoints{DB: pool, Tags: &app.Tags{Store: store}})
+		api.RegisterScores(httpapi.ScoreEndpoints{Reader: scores.Reader{DB: pool, Models: models}, Models: models})
 		g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, api, log, ready) })
 	}
 	if cfg.has(roleIngest) {
@@ -170,6 +173,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		// process at a time runs it (a PostgreSQL advisory lock).
 		job := &metrics.Job{Pool: pool, Log: log}
 		g.Go(func() error { return job.Run(ctx) })
+		// Rescores as days pass and after model changes, and takes the
+		// daily snapshots (one process at a time); the alerter turns score
+		// changes into churn-risk and engagement-drop events.
+		sjob := &scores.Job{Pool: pool, Models: models, Log: log}
+		g.Go(func() error { return sjob.Run(ctx) })
+		alerter := &scores.Alerter{Pool: pool, Store: store, Models: models, Log: log}
+		g.Go(func() error { return alerter.Run(ctx) })
 	}
 	log.Info("crm serving", slog.String("version", version), slog.Any("roles", cfg.Roles), slog.String("eventstore", cfg.EventStore))
 	return g.Wait()
@@ -186,7 +196,7 @@ func waitReadModels(ctx context.Context, rt *projections.Runtime, token string) 
 		return err
 	}
 	deadline := time.Now().Add(readModelWait)
-	for _, p := range allProjectors(nil) {
+	for _, p := range allProjectors(nil, nil) {
 		if !rebuildable(p) {
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/clubcrm/crm/readmodels/activities"
 	"github.com/clubcrm/crm/readmodels/customers"
 	"github.com/clubcrm/crm/readmodels/metrics"
+	"github.com/clubcrm/crm/readmodels/scores"
 )
 
 // openEventStore answers the configured event store backend.
@@ -52,13 +53,16 @@ func openRedis(ctx context.Context, cfg *Config) (*redis.Client, error) {
 }
 
 // allProjectors answers every projector the service runs. pub carries the
-// outbox's produced events; commands that only inspect or rebuild pass nil.
-func allProjectors(pub message.Publisher) []projections.Projector {
+// outbox's produced events and models the tenants' scoring models;
+// commands that only inspect projectors pass nil for both (the scores
+// projector then scores with the built-in model).
+func allProjectors(pub message.Publisher, models scores.Models) []projections.Projector {
 	return []projections.Projector{
 		customers.Projector{},
 		activities.Projector{},
 		activities.NotesProjector{},
 		metrics.Projector{},
+		scores.Projector{Models: models},
 		&outbox.Projector{Publisher: pub},
 	}
 }

@@ -25,6 +25,12 @@ const (
 	TypeNoteDeleted      = "customer.note.deleted"
 	TypeTagsChanged      = "customer.tags.changed"
 	TypeActivityRecorded = "customer.activity.recorded"
+
+	// Scoring alerts (domain/scoring.Decide): a churn-risk crossing and an
+	// engagement drop, which journeys use as triggers.
+	TypeChurnRiskRaised   = "customer.churn.risk.raised"
+	TypeChurnRiskCleared  = "customer.churn.risk.cleared"
+	TypeEngagementDropped = "customer.engagement.dropped"
 )
 
 // Event is a domain event: its type and its payload.
@@ -109,6 +115,28 @@ type Recorded struct {
 	Data     json.RawMessage `json:"data"`
 }
 
+// ChurnRisk records churn risk crossing a threshold: above ChurnHigh
+// (raised) or back below ChurnClear (cleared).
+type ChurnRisk struct {
+	ChurnRiskScore  float64 `json:"churnRiskScore"`
+	Threshold       float64 `json:"threshold"`
+	EngagementScore float64 `json:"engagementScore"`
+	ModelVersion    int     `json:"modelVersion"`
+	ScoredOn        string  `json:"scoredOn"` // the day the scores were computed for
+	Seq             int     `json:"seq"`      // the profile's crossings so far, this one included
+}
+
+// EngagementDropped records engagement falling at least Drop points below
+// its highest since the last drop.
+type EngagementDropped struct {
+	From         float64 `json:"from"`
+	To           float64 `json:"to"`
+	Drop         float64 `json:"drop"` // the model's threshold
+	ModelVersion int     `json:"modelVersion"`
+	ScoredOn     string  `json:"scoredOn"`
+	Seq          int     `json:"seq"`
+}
+
 // Decode reads a stored event's payload into its type.
 func Decode(typ string, data []byte) (any, error) {
 	var v any
@@ -137,6 +165,10 @@ func Decode(typ string, data []byte) (any, error) {
 		v = &TagsChanged{}
 	case TypeActivityRecorded:
 		v = &ActivityRecorded{}
+	case TypeChurnRiskRaised, TypeChurnRiskCleared:
+		v = &ChurnRisk{}
+	case TypeEngagementDropped:
+		v = &EngagementDropped{}
 	default:
 		if !IsUpstreamType(typ) {
 			return nil, fmt.Errorf("customer event %q: unknown type", typ)

@@ -280,9 +280,21 @@ func foldUpstream(in *scoring.Inputs, e eventstore.Event, r *customer.Recorded) 
 		in.SetTier(day, strings.TrimSpace(d.ToTier))
 	}
 	a := timeline.Activity{Type: typ}
-	if timeline.Counts(a) {
+	if timeline.Counts(a) && !administrative(typ) {
 		in.Activity(day, upstreamChannel(typ), timeline.IsBooking(a))
 	}
+}
+
+// administrative reports activities that count on the timeline but are not
+// the person engaging, so frequency and activity decline leave them out: a
+// declined debit order, a change of membership details, tier or contact
+// preferences.
+func administrative(t timeline.Type) bool {
+	switch t {
+	case timeline.PaymentFailed, timeline.MemberUpdated, timeline.TierChanged, timeline.ContactPreferenceUpdated:
+		return true
+	}
+	return false
 }
 
 // upstreamChannel answers the channel an upstream activity engaged

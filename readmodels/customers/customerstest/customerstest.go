@@ -56,6 +56,12 @@ func (e *Env) cause() string {
 // profile reloaded from the store.
 func (e *Env) Ingest(tenant string, p *customer.Profile, typ, data string, conflicts ...identity.Conflict) *customer.Profile {
 	e.T.Helper()
+	return e.IngestAt(tenant, p, typ, data, time.Now().UTC(), conflicts...)
+}
+
+// IngestAt is Ingest of an upstream event that occurred at at.
+func (e *Env) IngestAt(tenant string, p *customer.Profile, typ, data string, at time.Time, conflicts ...identity.Conflict) *customer.Profile {
+	e.T.Helper()
 	if p == nil {
 		p = &customer.Profile{ID: uuid.New(), TenantID: tenant}
 	}
@@ -74,7 +80,7 @@ func (e *Env) Ingest(tenant string, p *customer.Profile, typ, data string, confl
 	}
 	id := e.cause()
 	evs, err := p.Ingest(customer.Ingestion{
-		Upstream: customer.Upstream{ID: id, Type: typ, Source: customer.SourceOf(typ), OccurredAt: time.Now().UTC()},
+		Upstream: customer.Upstream{ID: id, Type: typ, Source: customer.SourceOf(typ), OccurredAt: at},
 		Data:     json.RawMessage(data), Person: person, Extracted: x, Decision: d,
 	})
 	e.check(err)

@@ -233,8 +233,8 @@ type RawTime struct {
 // exampleRules are the rules of the specification's example segment
 // ("Active Golfers - Low Handicap") the read models can answer:
 // membershipStatus, membershipTier, handicap and emailOptIn from the
-// customers read model, bookingCount30d from customer_metrics when that
-// read model exists; engagementScore has no read model yet.
+// customers read model, bookingCount30d from customer_metrics and
+// engagementScore from customer_scores when those read models exist.
 const exampleRules = `c.status = 'ACTIVE' AND c.membership_status = 'ACTIVE' AND c.membership_tier IN ('Gold', 'Platinum')
 	AND c.handicap < 15 AND c.email_opt_in`
 
@@ -302,8 +302,23 @@ FROM customers c JOIN customer_metrics m ON m.tenant_id = c.tenant_id AND m.cust
 			return res, err
 		}
 		res.Raw = append(res.Raw, join)
+		var scores bool
+		if err := b.pool.QueryRow(ctx, `SELECT to_regclass('customer_scores') IS NOT NULL`).Scan(&scores); err != nil {
+			return res, fmt.Errorf("segment: %w", err)
+		}
+		if scores {
+			// All six rules: engagementScore from its read model as well.
+			res.Rules += "; then all six with engagementScore from customer_scores"
+			six, err := timed("INSERT … SELECT, all six rules", `INSERT INTO bench_segment_members SELECT c.tenant_id, c.id
+FROM customers c JOIN customer_metrics m ON m.tenant_id = c.tenant_id AND m.customer_id = c.id
+JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id WHERE `+exampleRules+exampleBookings+` AND s.engagement_score >= 50`,
+				`TRUNCATE bench_segment_members`)
+			if err != nil {
+				return res, err
+			}
+			res.Raw = append(res.Raw, six)
+		}
 	}
-	res.Rules += " (engagementScore has no read model yet)"
 	return res, nil
 }
 

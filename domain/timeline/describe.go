@@ -153,6 +153,24 @@ func Describe(e Event, prior State, opt Options) (Activity, bool) {
 		a.Title = "Profile entered by " + orSomeone(e.Actor)
 		a.SourceID = d.CustomerID.String()
 		a.Metadata = map[string]any{"lifecycleStage": string(d.LifecycleStage)}
+	case *customer.ChurnRisk:
+		a.Category, a.SourceService = System, "crm"
+		if e.Type == customer.TypeChurnRiskCleared {
+			a.Type = ChurnRiskCleared
+			a.Title = fmt.Sprintf("Churn risk back down to %s", FormatScore(d.ChurnRiskScore))
+			a.Description = fmt.Sprintf("Below the alert's clear threshold of %s; engagement %s.", FormatScore(d.Threshold), FormatScore(d.EngagementScore))
+		} else {
+			a.Type = ChurnRiskHigh
+			a.Title = fmt.Sprintf("Churn risk high: %s", FormatScore(d.ChurnRiskScore))
+			a.Description = fmt.Sprintf("Above the alert threshold of %s; engagement %s. See the score's explanation for why.", FormatScore(d.Threshold), FormatScore(d.EngagementScore))
+		}
+		a.Metadata = map[string]any{"churnRiskScore": d.ChurnRiskScore, "threshold": d.Threshold, "engagementScore": d.EngagementScore,
+			"modelVersion": d.ModelVersion, "scoredOn": d.ScoredOn}
+	case *customer.EngagementDropped:
+		a.Type, a.Category = EngagementDropped, System
+		a.Title = fmt.Sprintf("Engagement dropped from %s to %s", FormatScore(d.From), FormatScore(d.To))
+		a.Description = fmt.Sprintf("A fall of %s points or more since its last high.", FormatScore(d.Drop))
+		a.Metadata = map[string]any{"from": d.From, "to": d.To, "drop": d.Drop, "modelVersion": d.ModelVersion, "scoredOn": d.ScoredOn}
 	case *customer.ActivityRecorded:
 		a.ID, a.Type, a.Category = d.ActivityID, Type(d.Kind), ManualCategory(d.Kind)
 		a.Channel, a.Title, a.Description = d.Channel, d.Title, d.Description

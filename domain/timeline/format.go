@@ -163,3 +163,7 @@ func FormatWhen(t, ref time.Time, loc *time.Location) string {
 	}
 	return t.Format("2 Jan, 15:04")
 }
+
+// FormatScore writes a 0–100 score as staff read it: one decimal, none
+// when whole (92.5, 80).
+func FormatScore(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

@@ -60,6 +60,11 @@ const (
 	ProfileCreated Type = "PROFILE_CREATED" // a profile staff entered by hand
 	CampaignSent   Type = "CAMPAIGN_SENT"   // reserved for the campaigns release
 
+	// Scoring alerts (docs/scoring.md).
+	ChurnRiskHigh     Type = "CHURN_RISK_HIGH"
+	ChurnRiskCleared  Type = "CHURN_RISK_CLEARED"
+	EngagementDropped Type = "ENGAGEMENT_DROPPED"
+
 	Visit   Type = "VISIT"
 	Call    Type = "CALL"
 	Meeting Type = "MEETING"
@@ -72,6 +77,7 @@ var Types = []Type{
 	PlayerCreated, TeeTimeBooked, TeeTimeCompleted, HandicapUpdated, CompetitionEntered,
 	MessageSent, MessageDelivered, EmailOpened, EmailClicked, ContactPreferenceUpdated,
 	NoteAdded, TagChanged, ProfileMerged, ProfileCreated, CampaignSent,
+	ChurnRiskHigh, ChurnRiskCleared, EngagementDropped,
 	Visit, Call, Meeting, Other,
 }
 
@@ -122,7 +128,8 @@ func (o Options) loc() *time.Location {
 // staff, campaign sends.
 func Counts(a Activity) bool {
 	switch a.Type {
-	case MessageSent, MessageDelivered, NoteAdded, TagChanged, ProfileMerged, ProfileCreated, CampaignSent:
+	case MessageSent, MessageDelivered, NoteAdded, TagChanged, ProfileMerged, ProfileCreated, CampaignSent,
+		ChurnRiskHigh, ChurnRiskCleared, EngagementDropped:
 		return false
 	}
 	return true

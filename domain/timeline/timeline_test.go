@@ -239,7 +239,8 @@ func TestCounts(t *testing.T) {
 	for _, typ := range timeline.Types {
 		a := timeline.Activity{Type: typ}
 		switch typ {
-		case timeline.MessageSent, timeline.MessageDelivered, timeline.NoteAdded, timeline.TagChanged, timeline.ProfileMerged, timeline.ProfileCreated, timeline.CampaignSent:
+		case timeline.MessageSent, timeline.MessageDelivered, timeline.NoteAdded, timeline.TagChanged, timeline.ProfileMerged, timeline.ProfileCreated, timeline.CampaignSent,
+			timeline.ChurnRiskHigh, timeline.ChurnRiskCleared, timeline.EngagementDropped:
 			assert.False(t, timeline.Counts(a), typ)
 		default:
 			assert.True(t, timeline.Counts(a), typ)
@@ -314,5 +315,26 @@ func TestComplaintActivities(t *testing.T) {
 			assert.Equal(t, c.title, a.Title)
 			assert.Equal(t, c.metadata, a.Metadata)
 		})
+	}
+}
+
+func TestScoringAlertActivities(t *testing.T) {
+	for _, c := range []struct {
+		typ   string
+		data  any
+		want  timeline.Type
+		title string
+	}{
+		{customer.TypeChurnRiskRaised, &customer.ChurnRisk{ChurnRiskScore: 92.5, Threshold: 80, EngagementScore: 18.4}, timeline.ChurnRiskHigh, "Churn risk high: 92.5"},
+		{customer.TypeChurnRiskCleared, &customer.ChurnRisk{ChurnRiskScore: 55, Threshold: 60, EngagementScore: 40}, timeline.ChurnRiskCleared, "Churn risk back down to 55"},
+		{customer.TypeEngagementDropped, &customer.EngagementDropped{From: 72.6, To: 51, Drop: 20}, timeline.EngagementDropped, "Engagement dropped from 72.6 to 51"},
+	} {
+		a, ok := timeline.Describe(timeline.Event{Type: c.typ, Data: c.data}, timeline.State{}, timeline.Options{})
+		if !ok || a.Type != c.want || a.Category != timeline.System || a.Title != c.title {
+			t.Errorf("%s: got %v %s %s %q", c.typ, ok, a.Type, a.Category, a.Title)
+		}
+		if timeline.Counts(a) {
+			t.Errorf("%s counts as the person's activity", c.typ)
+		}
 	}
 }

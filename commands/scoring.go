@@ -46,14 +46,9 @@ type ScoringModels struct {
 	Store eventstore.Store
 	Now   func() time.Time
 
+	current tenantCache[scoring.Versioned]
 	mu      sync.Mutex
-	current map[string]cachedModel
 	past    map[string]scoring.Versioned // "tenant/version": versions never change
-}
-
-type cachedModel struct {
-	m  scoring.Versioned
-	at time.Time
 }
 
 func (s *ScoringModels) now() time.Time {
@@ -65,16 +60,13 @@ func (s *ScoringModels) now() time.Time {
 
 // Current answers the tenant's model in force, cached for a few seconds.
 func (s *ScoringModels) Current(ctx context.Context, tenant string) (scoring.Versioned, error) {
-	s.mu.Lock()
-	if c, ok := s.current[tenant]; ok && s.now().Sub(c.at) < modelTTL {
-		s.mu.Unlock()
-		return c.m, nil
+	if m, ok := s.current.get(tenant, s.now(), modelTTL); ok {
+		return m, nil
 	}
-	s.mu.Unlock()
 	evs, err := s.Store.ReadStreamBackward(ctx, eventstore.StreamName(ScoringCategory, tenant), 0, 1)
 	if errors.Is(err, eventstore.ErrStreamNotFound) || (err == nil && len(evs) == 0) {
 		m := scoring.Versioned{Model: scoring.Default()}
-		s.remember(tenant, m)
+		s.current.put(tenant, m, s.now())
 		return m, nil
 	}
 	if err != nil {
@@ -84,7 +76,7 @@ func (s *ScoringModels) Current(ctx context.Context, tenant string) (scoring.Ver
 	if err != nil {
 		return scoring.Versioned{}, fmt.Errorf("scoring model of %s: %w", tenant, err)
 	}
-	s.remember(tenant, m)
+	s.current.put(tenant, m, s.now())
 	return m, nil
 }
 
@@ -129,15 +121,6 @@ func decodeModel(e eventstore.Event) (scoring.Versioned, error) {
 	return scoring.Versioned{Version: e.Version, Model: c.Model, ChangedAt: &at, ChangedBy: c.Actor}, nil
 }
 
-func (s *ScoringModels) remember(tenant string, m scoring.Versioned) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil {
-		s.current = map[string]cachedModel{}
-	}
-	s.current[tenant] = cachedModel{m: m, at: s.now()}
-}
-
 // Put validates m and makes it the tenant's model, answering its version.
 // A retried command (the same commandID) records it once.
 func (s *ScoringModels) Put(ctx context.Context, tenant, actor, commandID string, m scoring.Model) (scoring.Versioned, error) {
@@ -160,9 +143,7 @@ func (s *ScoringModels) Put(ctx context.Context, tenant, actor, commandID string
 	if err != nil {
 		return scoring.Versioned{}, fmt.Errorf("save scoring model of %s: %w", tenant, err)
 	}
-	s.mu.Lock()
-	delete(s.current, tenant)
-	s.mu.Unlock()
+	s.current.forget(tenant)
 	return s.Current(ctx, tenant)
 }
 

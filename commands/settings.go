@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/clubcrm/crm/domain/identity"
@@ -28,13 +27,7 @@ type Settings struct {
 	Store eventstore.Store
 	Now   func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cachedSettings
-}
-
-type cachedSettings struct {
-	v  identity.Settings
-	at time.Time
+	cache tenantCache[identity.Settings]
 }
 
 // SettingsChanged is the payload of TypeSettingsChanged.
@@ -60,27 +53,15 @@ func (s *Settings) now() time.Time {
 // IdentitySettings answers the tenant's identity settings, the defaults
 // when it has changed none.
 func (s *Settings) IdentitySettings(ctx context.Context, tenant string) (identity.Settings, error) {
-	s.mu.Lock()
-	if c, ok := s.cache[tenant]; ok && s.now().Sub(c.at) < settingsTTL {
-		s.mu.Unlock()
-		return c.v, nil
+	if v, ok := s.cache.get(tenant, s.now(), settingsTTL); ok {
+		return v, nil
 	}
-	s.mu.Unlock()
 	v, err := s.load(ctx, tenant)
 	if err != nil {
 		return identity.Settings{}, err
 	}
-	s.remember(tenant, v)
+	s.cache.put(tenant, v, s.now())
 	return v, nil
-}
-
-func (s *Settings) remember(tenant string, v identity.Settings) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cache == nil {
-		s.cache = map[string]cachedSettings{}
-	}
-	s.cache[tenant] = cachedSettings{v: v, at: s.now()}
 }
 
 func (s *Settings) load(ctx context.Context, tenant string) (identity.Settings, error) {
@@ -127,6 +108,6 @@ func (s *Settings) Put(ctx context.Context, tenant, actor, commandID string, v i
 	if err != nil {
 		return identity.Settings{}, fmt.Errorf("save settings of %s: %w", tenant, err)
 	}
-	s.remember(tenant, v)
+	s.cache.put(tenant, v, s.now())
 	return v, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/clubcrm/crm/adapters/postgres"
 )
 
 // LockKey is the session advisory lock the job's leader holds while it
@@ -80,32 +82,14 @@ func (j *Job) Run(ctx context.Context) error {
 // leader's lock; led reports whether it could (another process running the
 // job answers led false, moved 0).
 func (j *Job) RunOnce(ctx context.Context) (moved int, led bool, err error) {
-	conn, err := j.Pool.Acquire(ctx)
+	led, err = postgres.Leading(ctx, j.Pool, LockKey, func(conn *pgx.Conn) error {
+		moved, err = Roll(ctx, conn, Today(j.now()), j.BatchSize)
+		return err
+	})
 	if err != nil {
-		return 0, false, fmt.Errorf("metrics windows: %w", err)
+		return moved, led, fmt.Errorf("metrics windows: %w", err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(LockKey)).Scan(&led); err != nil {
-		conn.Release()
-		return 0, false, fmt.Errorf("metrics windows: take the lock: %w", err)
-	}
-	if !led {
-		conn.Release()
-		return 0, false, nil
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(LockKey)); uerr != nil {
-			// Never hand a connection holding the lock back to the pool:
-			// closing it frees the lock.
-			c := conn.Hijack()
-			_ = c.Close(uctx)
-			return
-		}
-		conn.Release()
-	}()
-	moved, err = Roll(ctx, conn, Today(j.now()), j.BatchSize)
-	return moved, true, err
+	return moved, led, nil
 }
 
 // Execer runs a statement: a connection, a pool or a transaction.

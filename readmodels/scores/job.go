@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/clubcrm/crm/adapters/postgres"
+
 	"github.com/clubcrm/crm/domain/scoring"
 )
 
@@ -81,40 +83,23 @@ func (j *Job) Run(ctx context.Context) error {
 
 // RunOnce does what is due, if this process can take the lock.
 func (j *Job) RunOnce(ctx context.Context) (rescored int, led bool, err error) {
-	conn, err := j.Pool.Acquire(ctx)
-	if err != nil {
-		return 0, false, fmt.Errorf("scores job: %w", err)
-	}
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, int64(LockKey)).Scan(&led); err != nil {
-		conn.Release()
-		return 0, false, fmt.Errorf("scores job: take the lock: %w", err)
-	}
-	if !led {
-		conn.Release()
-		return 0, false, nil
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, int64(LockKey)); uerr != nil {
-			c := conn.Hijack()
-			_ = c.Close(uctx)
-			return
+	led, err = postgres.Leading(ctx, j.Pool, LockKey, func(conn *pgx.Conn) error {
+		day := today(j.Clock)
+		if rescored, err = j.Rescore(ctx, conn, day); err != nil {
+			return err
 		}
-		conn.Release()
-	}()
-	day := today(j.Clock)
-	rescored, err = j.Rescore(ctx, conn.Conn(), day)
-	if err != nil {
-		return rescored, true, err
-	}
-	if j.snapshotDay != day {
-		if err := Snapshot(ctx, conn.Conn(), day); err != nil {
-			return rescored, true, err
+		if j.snapshotDay != day {
+			if err := Snapshot(ctx, conn, day); err != nil {
+				return err
+			}
+			j.snapshotDay = day
 		}
-		j.snapshotDay = day
+		return nil
+	})
+	if err != nil {
+		return rescored, led, fmt.Errorf("scores job: %w", err)
 	}
-	return rescored, true, nil
+	return rescored, led, nil
 }
 
 // Rescore recomputes, batch by batch, every score computed before day or

@@ -234,9 +234,13 @@ func (in *Inputs) Encode() []byte {
 	for _, c := range in.Days {
 		b = binary.AppendVarint(b, int64(c.Day-prev))
 		prev = c.Day
-		for _, v := range []uint32{c.Activities, c.Opens, c.Clicks, c.Sent, c.Failed, c.Complaints, c.Bookings} {
-			b = binary.AppendUvarint(b, uint64(v))
-		}
+		b = binary.AppendUvarint(b, uint64(c.Activities))
+		b = binary.AppendUvarint(b, uint64(c.Opens))
+		b = binary.AppendUvarint(b, uint64(c.Clicks))
+		b = binary.AppendUvarint(b, uint64(c.Sent))
+		b = binary.AppendUvarint(b, uint64(c.Failed))
+		b = binary.AppendUvarint(b, uint64(c.Complaints))
+		b = binary.AppendUvarint(b, uint64(c.Bookings))
 		b = binary.AppendVarint(b, c.SpendCents)
 		b = binary.AppendUvarint(b, uint64(c.Channels))
 	}
@@ -287,9 +291,8 @@ func Decode(b []byte) (Inputs, error) {
 		c := &in.Days[i]
 		prev += Day(r.varint())
 		c.Day = prev
-		for _, v := range []*uint32{&c.Activities, &c.Opens, &c.Clicks, &c.Sent, &c.Failed, &c.Complaints, &c.Bookings} {
-			*v = uint32(r.uvarint())
-		}
+		c.Activities, c.Opens, c.Clicks = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
+		c.Sent, c.Failed, c.Complaints, c.Bookings = uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint()), uint32(r.uvarint())
 		c.SpendCents = r.varint()
 		c.Channels = uint16(r.uvarint())
 	}

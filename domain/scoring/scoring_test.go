@@ -207,3 +207,14 @@ func TestAlertsCrossOnceAndDrop(t *testing.T) {
 	assert.Equal(t, 2, s.Drops)
 }
 func ptr(in scoring.Inputs) *scoring.Inputs { return &in }
+
+func TestValuesAgreeWithCompute(t *testing.T) {
+	for _, in := range []scoring.Inputs{anna(), bob(), keen(), {}} {
+		for _, day := range []scoring.Day{T, T + 1, T + 45, T + 500} {
+			r := scoring.Compute(scoring.Default(), in, day)
+			e, c := scoring.Values(scoring.Default(), in, day)
+			assert.Equal(t, r.Engagement.Value, e)
+			assert.Equal(t, r.Churn.Value, c)
+		}
+	}
+}

@@ -204,9 +204,9 @@ func (j *Job) rescoreBatch(ctx context.Context, db *pgx.Conn, day scoring.Day, s
 			return 0, fmt.Errorf("scores job: %s: %w", d.k.id, err)
 		}
 		in.Prune(day)
-		res := scoring.Compute(m.Model, in, day)
-		changed := res.Engagement.Value != d.e || res.Churn.Value != d.c || int(m.Version) != d.version
-		up.add(d.k, in.Encode(), res, int(m.Version), changed)
+		e, c := scoring.Values(m.Model, in, day)
+		changed := e != d.e || c != d.c || int(m.Version) != d.version
+		up.add(d.k, in.Encode(), e, c, int(m.Version), changed)
 		revs = append(revs, d.rev)
 	}
 	_, err = db.Exec(ctx, `UPDATE customer_scores s SET engagement_score = x.e, churn_risk_score = x.r, model_version = x.v, inputs = x.i,

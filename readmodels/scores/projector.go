@@ -177,9 +177,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 			models[k.tenant] = m
 		}
 		r.in.Prune(now)
-		res := scoring.Compute(m.Model, r.in, now)
-		due := !r.existed || res.Engagement.Value != r.engagement || res.Churn.Value != r.churn || int(m.Version) != r.version
-		up.add(k, r.in.Encode(), res, int(m.Version), due)
+		e, c := scoring.Values(m.Model, r.in, now)
+		due := !r.existed || e != r.engagement || c != r.churn || int(m.Version) != r.version
+		up.add(k, r.in.Encode(), e, c, int(m.Version), due)
 	}
 	b := &pgx.Batch{}
 	if len(goneIDs) > 0 {
@@ -212,9 +212,9 @@ type upsert struct {
 	due               []bool
 }
 
-func (u *upsert) add(k key, inputs []byte, res scoring.Result, version int, due bool) {
+func (u *upsert) add(k key, inputs []byte, engagement, churn float64, version int, due bool) {
 	u.tenants, u.ids = append(u.tenants, k.tenant), append(u.ids, k.id)
-	u.engagement, u.churn = append(u.engagement, res.Engagement.Value), append(u.churn, res.Churn.Value)
+	u.engagement, u.churn = append(u.engagement, engagement), append(u.churn, churn)
 	u.versions, u.inputs, u.due = append(u.versions, int32(version)), append(u.inputs, inputs), append(u.due, due)
 }
 

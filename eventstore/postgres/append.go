@@ -53,7 +53,7 @@ const (
 	// the streams already hold, with no version. An id is looked up by the
 	// index on id alone (OFFSET 0 keeps the stream out of the probe, so
 	// the planner cannot scan a long stream's (stream, version) range for
-	// it instead), then its stream compared: see migration 00010.
+	// it instead), then its stream compared: see migration 00012.
 	sqlReadStreams = `SELECT s, coalesce((SELECT version FROM events WHERE stream = s ORDER BY version DESC LIMIT 1), 0), NULL::uuid FROM unnest($1::text[]) AS s
 UNION ALL
 SELECT k.stream, NULL, k.id FROM unnest($2::text[], $3::uuid[]) AS k(stream, id)

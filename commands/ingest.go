@@ -125,10 +125,11 @@ func (h *Ingest) Handle(ctx context.Context, batch []Envelope) ([]Result, error)
 		first[k] = i
 		fresh = append(fresh, i)
 		if _, ok := settings[k.Tenant]; !ok {
-			if settings[k.Tenant], err = h.Settings.IdentitySettings(ctx, k.Tenant); err != nil {
-				return nil, err
-			}
+			settings[k.Tenant] = identity.Settings{}
 		}
+	}
+	if err := h.loadSettings(ctx, settings); err != nil {
+		return nil, err
 	}
 	if len(fresh) > 0 {
 		// After a lost race, every attempt reads each profile from its
@@ -149,6 +150,47 @@ func (h *Ingest) Handle(ctx context.Context, batch []Envelope) ([]Result, error)
 		results[i].Status, results[i].Stream = Duplicate, results[first[InboxKey{batch[i].TenantID, batch[i].ID}]].Stream
 	}
 	return results, nil
+}
+
+// settingsParallelism bounds the settings reads a batch runs at once.
+const settingsParallelism = 8
+
+// loadSettings fills settings, keyed by tenant, with each tenant's identity
+// settings. The source caches them for a few seconds, so most batches read
+// nothing; but a batch of two hundred clubs finds them expired together
+// every few seconds, and reading them one after another cost two hundred
+// round trips in a row.
+func (h *Ingest) loadSettings(ctx context.Context, settings map[string]identity.Settings) error {
+	if len(settings) == 0 {
+		return nil
+	}
+	tenants := make([]string, 0, len(settings))
+	for t := range settings {
+		tenants = append(tenants, t)
+	}
+	got := make([]identity.Settings, len(tenants))
+	errs := make([]error, len(tenants))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(settingsParallelism, len(tenants)) {
+		wg.Go(func() {
+			for i := range next {
+				got[i], errs[i] = h.Settings.IdentitySettings(ctx, tenants[i])
+			}
+		})
+	}
+	for i := range tenants {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, t := range tenants {
+		if errs[i] != nil {
+			return errs[i]
+		}
+		settings[t] = got[i]
+	}
+	return nil
 }
 
 // DecodeEnvelope decodes an envelope without checking it against the

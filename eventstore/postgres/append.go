@@ -50,22 +50,28 @@ const (
 	// The sort makes appenders lock in one order, so they cannot deadlock.
 	sqlLock = `SELECT pg_advisory_xact_lock($1::int4, h) FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest($2::text[]) AS s ORDER BY h) AS k`
 	// One row per stream with its version and no id, then one per event id
-	// the streams already hold, with no version.
+	// the streams already hold, with no version. An id is looked up by the
+	// index on id alone (OFFSET 0 keeps the stream out of the probe, so
+	// the planner cannot scan a long stream's (stream, version) range for
+	// it instead), then its stream compared: see migration 00012.
 	sqlReadStreams = `SELECT s, coalesce((SELECT version FROM events WHERE stream = s ORDER BY version DESC LIMIT 1), 0), NULL::uuid FROM unnest($1::text[]) AS s
 UNION ALL
-SELECT e.stream, NULL, e.id FROM events e JOIN unnest($2::text[], $3::uuid[]) AS k(stream, id) ON e.stream = k.stream AND e.id = k.id`
+SELECT k.stream, NULL, k.id FROM unnest($2::text[], $3::uuid[]) AS k(stream, id)
+WHERE EXISTS (SELECT FROM (SELECT stream FROM events WHERE id = k.id OFFSET 0) AS e WHERE e.stream = k.stream)`
 	sqlInsert = `INSERT INTO events (id, stream, version, type, data, metadata, tenant_id, occurred_at)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[]::jsonb[], $6::text[]::jsonb[], $7::text[], $8::timestamptz[])
 RETURNING tx_id, seq, stream, version`
 	// sqlInsertIf writes all the events or none: none when a stream is not
-	// at the version in ($9, $10) or already holds one of the ids. Both
-	// conditions are uncorrelated, so they are checked once, on the
-	// statement's snapshot, before any row is written.
+	// at the version in ($9, $10) or already holds one of the ids (looked
+	// up as in sqlReadStreams). Both conditions are uncorrelated, so they
+	// are checked once, on the statement's snapshot, before any row is
+	// written.
 	sqlInsertIf = `INSERT INTO events (id, stream, version, type, data, metadata, tenant_id, occurred_at)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::text[], $5::text[]::jsonb[], $6::text[]::jsonb[], $7::text[], $8::timestamptz[])
 WHERE NOT EXISTS (SELECT FROM unnest($9::text[], $10::bigint[]) AS x(stream, version)
 		WHERE coalesce((SELECT version FROM events WHERE stream = x.stream ORDER BY version DESC LIMIT 1), 0) <> x.version)
-	AND NOT EXISTS (SELECT FROM events e JOIN unnest($2::text[], $1::uuid[]) AS k(stream, id) ON e.stream = k.stream AND e.id = k.id)
+	AND NOT EXISTS (SELECT FROM unnest($2::text[], $1::uuid[]) AS k(stream, id)
+		WHERE EXISTS (SELECT FROM (SELECT stream FROM events WHERE id = k.id OFFSET 0) AS e WHERE e.stream = k.stream))
 RETURNING tx_id, seq, stream, version`
 	sqlPositions = `SELECT e.tx_id, e.seq, e.stream, e.version FROM events e JOIN unnest($1::text[], $2::bigint[]) AS k(stream, version) ON e.stream = k.stream AND e.version = k.version`
 )

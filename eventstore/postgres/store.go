@@ -1,5 +1,5 @@
 // Package postgres keeps the event log in PostgreSQL (schema in
-// migrations/00002_eventstore.sql).
+// migrations/00002_eventstore.sql, and 00012 for the index on event ids).
 //
 // Global order is the pair (writing transaction id, sequence number), exposed
 // as eventstore.Position{Commit: tx_id, Prepare: seq}. Readers of the global

@@ -143,7 +143,14 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 		return err
 	}
 	headAt := time.Now()
+	nextAnalyze := int64(firstAnalyze)
 	for {
+		if rb.events >= nextAnalyze {
+			if err := rb.analyze(ctx); err != nil {
+				return err
+			}
+			nextAnalyze = rb.events * 2
+		}
 		events, err := rb.rt.store.ReadAll(ctx, rb.pos, rb.rn.batchSize)
 		if err != nil {
 			return err
@@ -165,6 +172,26 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 		}
 		prog.update(rb.events, doneShare(first, rb.pos, head))
 	}
+}
+
+// firstAnalyze is how many events a rebuild applies before it first
+// analyzes its shadow tables; it analyzes them again each time the count
+// doubles.
+const firstAnalyze = 5_000
+
+// analyze refreshes the planner's statistics of the shadow tables. They
+// start empty, and a projector's look-ups of the rows a batch touches
+// would otherwise be planned as sequential scans of a table the planner
+// believes tiny: on a server with autovacuum off, or before autoanalyze
+// gets to them, every batch scanned the whole growing table (a 12-million
+// event rebuild of the scores fell from 11,000 to 3,600 events/s).
+func (rb *rebuild) analyze(ctx context.Context) error {
+	for _, name := range sortedTables(rb.shadow) {
+		if _, err := rb.rt.pool.Exec(ctx, "ANALYZE "+rb.shadow.Ident(name)); err != nil {
+			return fmt.Errorf("analyze %s: %w", rb.shadow[name], err)
+		}
+	}
+	return nil
 }
 
 // commitBatch applies events into the shadow tables and moves the rebuild's

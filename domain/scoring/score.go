@@ -120,7 +120,7 @@ func engagement(x explainer, p Engagement, in Inputs, today Day) Score {
 	n := window(in, today, 0, p.FrequencyWindowDays, func(c Counts) float64 { return float64(c.Activities) })
 	perMonth := n * 30 / float64(p.FrequencyWindowDays)
 	cs = append(cs, x.component("frequency", w.Frequency, 100*(1-math.Exp(-perMonth/p.FrequencyScale)), func() (map[string]any, string) {
-		return map[string]any{"activities": int(n), "windowDays": p.FrequencyWindowDays, "perMonth": round2(perMonth)}, fmt.Sprintf("%d activities in the last %d days, %.2f a month; %g a month scores 63", int(n), p.FrequencyWindowDays, perMonth, p.FrequencyScale)
+		return map[string]any{"activities": int(n), "windowDays": p.FrequencyWindowDays, "perMonth": round2(perMonth)}, fmt.Sprintf("%s in the last %d days, %.2f a month; %g a month scores 63", count(int(n), "activity", "activities"), p.FrequencyWindowDays, perMonth, p.FrequencyScale)
 	}))
 
 	// Monetary.
@@ -138,7 +138,7 @@ func engagement(x explainer, p Engagement, in Inputs, today Day) Score {
 	window(in, today, 0, p.BreadthWindowDays, func(c Counts) float64 { mask |= c.Channels; return 0 })
 	names := ChannelNames(mask)
 	cs = append(cs, x.component("breadth", w.Breadth, 100*float64(len(names))/float64(p.BreadthTarget), func() (map[string]any, string) {
-		return map[string]any{"channels": names, "windowDays": p.BreadthWindowDays, "target": p.BreadthTarget}, fmt.Sprintf("%d channels engaged in the last %d days; %d or more scores 100", len(names), p.BreadthWindowDays, p.BreadthTarget)
+		return map[string]any{"channels": names, "windowDays": p.BreadthWindowDays, "target": p.BreadthTarget}, fmt.Sprintf("%s engaged in the last %d days; %d or more scores 100", count(len(names), "channel", "channels"), p.BreadthWindowDays, p.BreadthTarget)
 	}))
 
 	// Depth.
@@ -179,7 +179,7 @@ func churn(x explainer, p Churn, in Inputs, today Day) Score {
 		drop := math.Max(0, 1-recent/baseline)
 		input["drop"] = round2(drop)
 		cs = append(cs, x.component("activityDecline", w.ActivityDecline, 100*drop/p.DeclineFull, func() (map[string]any, string) {
-			return input, fmt.Sprintf("%d activities in the last %d days against a usual %.2f: %.0f%% down; %.0f%% or more is full risk", int(recent), p.DeclineRecentDays, baseline, drop*100, p.DeclineFull*100)
+			return input, fmt.Sprintf("%s in the last %d days against a usual %.2f: %.0f%% down; %.0f%% or more is full risk", count(int(recent), "activity", "activities"), p.DeclineRecentDays, baseline, drop*100, p.DeclineFull*100)
 		}))
 	}
 
@@ -187,7 +187,7 @@ func churn(x explainer, p Churn, in Inputs, today Day) Score {
 	failed := window(in, today, 0, p.PaymentWindowDays, func(c Counts) float64 { return float64(c.Failed) })
 	over := p.overdue(in.MembershipStatus)
 	pv := failed * p.PaymentFailurePoints
-	why := fmt.Sprintf("%d failed payments in the last %d days, %g points each", int(failed), p.PaymentWindowDays, p.PaymentFailurePoints)
+	why := fmt.Sprintf("%s in the last %d days, %g points each", count(int(failed), "failed payment", "failed payments"), p.PaymentWindowDays, p.PaymentFailurePoints)
 	if over {
 		pv = 100
 		why = fmt.Sprintf("membership status %s is overdue; ", in.MembershipStatus) + why
@@ -208,7 +208,7 @@ func churn(x explainer, p Churn, in Inputs, today Day) Score {
 	} else {
 		drop := math.Max(0, 1-ro/usual)
 		cs = append(cs, x.component("engagementDrop", w.EngagementDrop, 100*drop, func() (map[string]any, string) {
-			return input, fmt.Sprintf("%d emails opened in the last %d days against a usual %.2f: %.0f%% down", int(ro), p.OpensRecentDays, usual, drop*100)
+			return input, fmt.Sprintf("%s opened in the last %d days against a usual %.2f: %.0f%% down", count(int(ro), "email", "emails"), p.OpensRecentDays, usual, drop*100)
 		}))
 	}
 
@@ -244,7 +244,7 @@ func churn(x explainer, p Churn, in Inputs, today Day) Score {
 		}
 	}
 	cs = append(cs, x.component("complaints", w.Complaints, n*p.ComplaintPoints, func() (map[string]any, string) {
-		return map[string]any{"complaints": int(n), "windowDays": p.ComplaintWindowDays}, fmt.Sprintf("%d complaints in the last %d days, %g points each", int(n), p.ComplaintWindowDays, p.ComplaintPoints)
+		return map[string]any{"complaints": int(n), "windowDays": p.ComplaintWindowDays}, fmt.Sprintf("%s in the last %d days, %g points each", count(int(n), "complaint", "complaints"), p.ComplaintWindowDays, p.ComplaintPoints)
 	}))
 	return total(cs)
 }
@@ -258,3 +258,11 @@ func clamp(v, lo, hi float64) float64 {
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+// count writes n things, singular or plural.
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -40,3 +40,18 @@ func Leading(ctx context.Context, pool *pgxpool.Pool, key int64, fn func(*pgx.Co
 	}()
 	return true, fn(conn.Conn())
 }
+
+// Every calls run at once and then every interval until ctx ends: the loop
+// of the scheduler's jobs.
+func Every(ctx context.Context, interval time.Duration, run func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		run(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

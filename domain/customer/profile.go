@@ -7,6 +7,7 @@ package customer
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,6 +17,17 @@ import (
 
 // Category is the stream category of profiles.
 const Category = "customer"
+
+// StreamID answers the profile id a stream of the category names
+// (customer-<uuid>), and false for any other stream.
+func StreamID(stream string) (uuid.UUID, bool) {
+	rest, ok := strings.CutPrefix(stream, Category+"-")
+	if !ok {
+		return uuid.Nil, false
+	}
+	id, err := uuid.Parse(rest)
+	return id, err == nil
+}
 
 // Stream answers the stream of a profile.
 func Stream(id uuid.UUID) string { return Category + "-" + id.String() }

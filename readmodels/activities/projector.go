@@ -20,7 +20,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,8 +68,8 @@ type streamKey struct {
 // keyOf answers the profile an event belongs to; a stream of the category
 // whose id is not a UUID holds no profile and is passed over.
 func keyOf(e eventstore.Event) (streamKey, bool) {
-	id, err := uuid.Parse(strings.TrimPrefix(e.Stream, customer.Category+"-"))
-	if err != nil {
+	id, ok := customer.StreamID(e.Stream)
+	if !ok {
 		return streamKey{}, false
 	}
 	return streamKey{tenant: e.Metadata.TenantID, id: id}, true

@@ -156,8 +156,8 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 // whose id is not a UUID holds no profile (the aggregate only writes
 // customer-<uuid>); it is passed over rather than stopping the projector.
 func keyOf(e eventstore.Event) (streamKey, bool) {
-	id, err := uuid.Parse(strings.TrimPrefix(e.Stream, customer.Category+"-"))
-	if err != nil {
+	id, ok := customer.StreamID(e.Stream)
+	if !ok {
 		return streamKey{}, false
 	}
 	return streamKey{tenant: e.Metadata.TenantID, id: id}, true

@@ -58,24 +58,17 @@ func (j *Job) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	postgres.Every(ctx, interval, func(ctx context.Context) {
 		moved, led, err := j.RunOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
 		case err != nil:
 			j.log().Warn("metrics windows: run failed; retrying at the next look", slog.Any("error", err))
 		case led && moved > 0:
 			j.log().Info("metrics windows moved", slog.Int("profiles", moved), slog.String("asOf", Today(j.now()).Format(time.DateOnly)))
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }
 
 // RunOnce moves every window that is due, if this process can take the

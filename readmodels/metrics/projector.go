@@ -337,8 +337,8 @@ func later(a, b *time.Time) *time.Time {
 }
 
 func keyOf(e eventstore.Event) (key, bool) {
-	id, err := uuid.Parse(strings.TrimPrefix(e.Stream, customer.Category+"-"))
-	if err != nil {
+	id, ok := customer.StreamID(e.Stream)
+	if !ok {
 		return key{}, false
 	}
 	return key{tenant: e.Metadata.TenantID, id: id}, true

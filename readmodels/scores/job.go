@@ -61,24 +61,17 @@ func (j *Job) Run(ctx context.Context) error {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	postgres.Every(ctx, interval, func(ctx context.Context) {
 		n, led, err := j.RunOnce(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
 		case err != nil:
 			j.log().Warn("scores job: run failed; retrying at the next look", slog.Any("error", err))
 		case led && n > 0:
 			j.log().Info("scores rescored", slog.Int("profiles", n), slog.String("asOf", today(j.Clock).Time().Format(time.DateOnly)))
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	})
+	return nil
 }
 
 // RunOnce does what is due, if this process can take the lock.

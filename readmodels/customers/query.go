@@ -87,18 +87,32 @@ const selectCustomer = `c.id, c.tenant_id, c.version, c.auth_user_id, c.email, c
 // cur: the computed fields come from tables of their own projectors, so
 // rebuilding one read model never wipes another's columns. A profile the
 // metrics projector has not reached yet reads null and 0.
-const fromCustomers = `customers c
-	LEFT JOIN customer_metrics m ON m.tenant_id = c.tenant_id AND m.customer_id = c.id
+const fromCustomers = `customers c` + JoinMetrics + JoinCurrency + JoinScores
+
+// The joins of fromCustomers, for queries (segments) that need only some
+// of the computed fields: m, cur (which needs m's columns to mean
+// anything) and s.
+const (
+	JoinMetrics = `
+	LEFT JOIN customer_metrics m ON m.tenant_id = c.tenant_id AND m.customer_id = c.id`
+	JoinCurrency = `
 	LEFT JOIN LATERAL (
 		SELECT tc.currency FROM tenant_currencies tc WHERE tc.tenant_id = c.tenant_id AND tc.currency <> 'XXX'
 		ORDER BY tc.payments DESC, tc.cents DESC, tc.currency LIMIT 1
-	) cur ON true
+	) cur ON true`
+	JoinScores = `
 	LEFT JOIN customer_scores s ON s.tenant_id = c.tenant_id AND s.customer_id = c.id`
+)
+
+// LifetimeValue is the expression of lifetimeValue over fromCustomers.
+const LifetimeValue = `CASE WHEN m.customer_id IS NOT NULL THEN coalesce((m.lifetime_cents ->> cur.currency)::bigint, 0) END`
+
+// LifetimeValueCurrency is the expression of lifetimeValueCurrency.
+const LifetimeValueCurrency = `CASE WHEN m.customer_id IS NOT NULL THEN cur.currency END`
 
 // computedColumns are the computed fields, read from fromCustomers.
 const computedColumns = `m.last_activity_at, coalesce(m.activity_count_30d, 0), coalesce(m.booking_count_30d, 0),
-	CASE WHEN m.customer_id IS NOT NULL THEN coalesce((m.lifetime_cents ->> cur.currency)::bigint, 0) END,
-	CASE WHEN m.customer_id IS NOT NULL THEN cur.currency END,
+	` + LifetimeValue + `, ` + LifetimeValueCurrency + `,
 	s.engagement_score, s.churn_risk_score`
 
 func scanCustomer(row pgx.Row) (Customer, error) {

@@ -85,6 +85,7 @@ CREATE TABLE segment_outbox (
 CREATE INDEX segment_outbox_pending ON segment_outbox (id) WHERE published_at IS NULL;
 CREATE INDEX segment_outbox_published ON segment_outbox (published_at) WHERE published_at IS NOT NULL;
 SELECT crm_enable_tenancy('segment_outbox');
+GRANT USAGE ON SEQUENCE segment_outbox_id_seq TO crm_tenant;
 
 -- +goose Down
 DROP TABLE IF EXISTS segment_outbox;

@@ -53,6 +53,19 @@ type Projector interface {
 	Apply(ctx context.Context, tx pgx.Tx, tables Tables, events []eventstore.Event) error
 }
 
+// Follower is a projector that reads other projectors' read models while it
+// applies events (segment membership reads the profiles, metrics, scores
+// and timeline). Before each batch's transaction begins, the runtime waits
+// until every projector After names has applied the batch's events, so
+// Apply sees the read models at least as new as the events it handles. The
+// wait happens outside any transaction: holding one open would hold back
+// every subscriber of the PostgreSQL event store. After must name
+// projectors of the same Runtime.
+type Follower interface {
+	Projector
+	After() []string
+}
+
 // Tables maps the names a projector declares in Tables to the physical
 // tables Apply must write: the same names while live, the shadow tables
 // while rebuilding.

@@ -25,6 +25,10 @@ type runner struct {
 	retry     backoff
 	log       *slog.Logger
 	metrics   *metrics
+	// after names the projectors a Follower waits for; wait is
+	// Runtime.WaitFor.
+	after []string
+	wait  func(ctx context.Context, projector string, pos eventstore.Position, timeout time.Duration) error
 }
 
 // run follows the log until ctx is done, retrying every failure with
@@ -95,6 +99,11 @@ func (r *runner) follow(ctx context.Context, retry *backoff) error {
 // commit applies b, which follows from, and moves the checkpoint to its
 // position, in one transaction.
 func (r *runner) commit(ctx context.Context, from eventstore.Position, b eventstore.Batch) error {
+	if n := len(b.Events); n > 0 {
+		if err := r.awaitAfter(ctx, b.Events[n-1].Position); err != nil {
+			return err
+		}
+	}
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("projector %s: begin: %w", r.name, err)
@@ -117,6 +126,28 @@ func (r *runner) commit(ctx context.Context, from eventstore.Position, b eventst
 		// Whether it committed is unknown: the next attempt resumes from
 		// the stored checkpoint, whichever it is.
 		return fmt.Errorf("projector %s: commit batch to %s: %w", r.name, b.Position, err)
+	}
+	return nil
+}
+
+// followWait bounds one wait of a Follower for the projectors it follows;
+// it waits again after each, logging that it is still waiting.
+const followWait = 30 * time.Second
+
+// awaitAfter waits until every projector r follows has applied the log up
+// to pos. A projector that is behind (rebuilding, failing) holds r back.
+func (r *runner) awaitAfter(ctx context.Context, pos eventstore.Position) error {
+	for _, dep := range r.after {
+		for {
+			err := r.wait(ctx, dep, pos, followWait)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrNotCaughtUp) {
+				return fmt.Errorf("projector %s: wait for %s: %w", r.name, dep, err)
+			}
+			r.log.Warn("projector waits for the read model it follows", "projector", r.name, "follows", dep, "err", err)
+		}
 	}
 	return nil
 }

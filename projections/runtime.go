@@ -164,7 +164,12 @@ func New(pool *pgxpool.Pool, store eventstore.Store, projectors []Projector, opt
 			tables[t] = name
 		}
 		r.names = append(r.names, name)
+		var after []string
+		if f, ok := p.(Follower); ok {
+			after = f.After()
+		}
 		r.runners[name] = &runner{
+			after: after, wait: r.WaitFor,
 			p: p, name: name, tables: identity(p.Tables()),
 			pool: pool, store: store, batchSize: o.batchSize,
 			retry:   backoff{min: o.retryMin, max: o.retryMax},
@@ -172,6 +177,13 @@ func New(pool *pgxpool.Pool, store eventstore.Store, projectors []Projector, opt
 			metrics: m,
 		}
 		m.init(name)
+	}
+	for _, name := range r.names {
+		for _, dep := range r.runners[name].after {
+			if _, ok := r.runners[dep]; !ok || dep == name {
+				return nil, fmt.Errorf("projector %s follows %s, which is not another projector of this runtime", name, dep)
+			}
+		}
 	}
 	cfg := sessionConfig(pool.Config().ConnConfig)
 	r.elector = &elector{cfg: cfg, keys: keys, interval: o.electionInterval, log: o.log, metrics: m,

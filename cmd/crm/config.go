@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 )
@@ -27,9 +28,13 @@ type Config struct {
 	LogLevel      slog.Level
 	Roles         []string
 	ConsumerName  string
+	// SegmentRefresh is how often every rule-based segment is recomputed
+	// whole (events move membership at once; this catches time passing).
+	SegmentRefresh time.Duration
 
-	logLevel string
-	roles    string
+	logLevel       string
+	roles          string
+	segmentRefresh string
 
 	// Tests point ingestion at streams of their own; empty means the
 	// upstream services' streams (ingest.DefaultStreams).
@@ -77,6 +82,9 @@ var settings = []setting{
 		func(c *Config) *string { return &c.ConsumerName }, checkOptional(checkConsumerName)},
 	{"CRM_ROLES", "roles", strings.Join(allRoles, ","), "parts of the service to run: api, ingest, projector, scheduler",
 		func(c *Config) *string { return &c.roles }, checkRoles},
+	{"CRM_SEGMENT_REFRESH_INTERVAL", "segment-refresh-interval", "15m",
+		"how often the scheduler recomputes every DYNAMIC and SMART segment whole (Go duration, at least 1m)",
+		func(c *Config) *string { return &c.segmentRefresh }, checkInterval(time.Minute)},
 }
 
 // bindConfig adds the named settings' flags to fs, each defaulting to its
@@ -124,6 +132,7 @@ func bindConfig(fs *flag.FlagSet, cfg *Config, envs ...string) func() error {
 		}
 		cfg.LogLevel = parseLevel(cfg.logLevel)
 		cfg.Roles = splitList(cfg.roles)
+		cfg.SegmentRefresh, _ = time.ParseDuration(cfg.segmentRefresh)
 		return nil
 	}
 }
@@ -168,6 +177,16 @@ func checkAddr(v string) error {
 		return fmt.Errorf("%q is not host:port: %v", v, err)
 	}
 	return nil
+}
+
+func checkInterval(least time.Duration) func(string) error {
+	return func(v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < least {
+			return fmt.Errorf("%q: must be a duration of at least %s, such as 15m or 1h", v, least)
+		}
+		return nil
+	}
 }
 
 func checkConsumerName(v string) error {

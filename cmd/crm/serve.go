@@ -28,6 +28,7 @@ import (
 	"github.com/clubcrm/crm/readmodels/customers"
 	"github.com/clubcrm/crm/readmodels/metrics"
 	"github.com/clubcrm/crm/readmodels/scores"
+	"github.com/clubcrm/crm/readmodels/segments"
 )
 
 func init() {
@@ -117,6 +118,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	defer rt.Close()
 
+	refresher := &segments.Refresher{Pool: pool, Log: log}
 	g, ctx := errgroup.WithContext(ctx)
 	if cfg.has(roleAPI) {
 		verifier, err := auth.NewVerifier(ctx, auth.Config{HMACSecret: []byte(cfg.JWTSecret), JWKSURL: cfg.JWKSURL})
@@ -149,6 +151,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		api.RegisterNotes(httpapi.NoteEndpoints{DB: pool, Notes: &app.Notes{Store: store}})
 		api.RegisterTags(httpapi.TagEndpoints{DB: pool, Tags: &app.Tags{Store: store}})
 		api.RegisterScores(httpapi.ScoreEndpoints{Reader: scores.Reader{DB: pool, Models: models}, Models: models})
+		api.RegisterSegments(httpapi.SegmentEndpoints{Segments: &app.Segments{Store: store}, Reader: segments.Reader{DB: pool},
+			Refresher: refresher, Unknown: reader.Unknown})
 		g.Go(func() error { return serveHTTP(ctx, cfg.HTTPAddr, api, log, ready) })
 	}
 	if cfg.has(roleIngest) {
@@ -167,6 +171,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	}
 	if cfg.has(roleProjector) {
 		g.Go(func() error { return rt.Run(ctx) })
+		// Publishes segment membership changes and the Messaging sync
+		// (one process at a time).
+		relay := &segments.Relay{Pool: pool, Publisher: pub, Log: log}
+		g.Go(func() error { return relay.Run(ctx) })
 	}
 	if cfg.has(roleScheduler) {
 		// Moves the rolling 30-day activity windows as days pass; one
@@ -180,6 +188,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 		g.Go(func() error { return sjob.Run(ctx) })
 		alerter := &scores.Alerter{Pool: pool, Store: store, Models: models, Log: log}
 		g.Go(func() error { return alerter.Run(ctx) })
+		// Recomputes rule-based segments whole for what time alone moves
+		// (withinLast windows, the daily rescoring).
+		segJob := &segments.Job{Refresher: refresher, Interval: cfg.SegmentRefresh}
+		g.Go(func() error { return segJob.Run(ctx) })
 	}
 	log.Info("crm serving", slog.String("version", version), slog.Any("roles", cfg.Roles), slog.String("eventstore", cfg.EventStore))
 	return g.Wait()
@@ -197,7 +209,7 @@ func waitReadModels(ctx context.Context, rt *projections.Runtime, token string) 
 	}
 	deadline := time.Now().Add(readModelWait)
 	for _, p := range allProjectors(nil, nil) {
-		if !rebuildable(p) {
+		if !readModel(p) {
 			continue
 		}
 		if err := rt.WaitFor(ctx, p.Name(), pos, time.Until(deadline)); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/clubcrm/crm/readmodels/customers"
 	"github.com/clubcrm/crm/readmodels/metrics"
 	"github.com/clubcrm/crm/readmodels/scores"
+	"github.com/clubcrm/crm/readmodels/segments"
 )
 
 // openEventStore answers the configured event store backend.
@@ -63,6 +64,8 @@ func allProjectors(pub message.Publisher, models scores.Models) []projections.Pr
 		activities.NotesProjector{},
 		metrics.Projector{},
 		scores.Projector{Models: models},
+		segments.Projector{},
+		segments.MembershipProjector{},
 		&outbox.Projector{Publisher: pub},
 	}
 }
@@ -70,3 +73,11 @@ func allProjectors(pub message.Publisher, models scores.Models) []projections.Pr
 // rebuildable reports whether a projector owns a read model to rebuild:
 // the outbox owns none, and replaying it would publish history again.
 func rebuildable(p projections.Projector) bool { return len(p.Tables()) > 0 }
+
+// readModel reports whether a query may wait for p: every projector that
+// keeps something queries read (segment membership owns no table to
+// rebuild but keeps segment_members), not the outbox.
+func readModel(p projections.Projector) bool {
+	_, follows := p.(projections.Follower)
+	return rebuildable(p) || follows
+}

@@ -41,6 +41,16 @@ const (
 // countOperators compare the number of matching activities.
 var countOperators = []Operator{Eq, Neq, Lt, Lte, Gt, Gte, Between, Exists, NotExists}
 
+// CountOperators lists the operators of an activity condition.
+func CountOperators() []Operator { return slices.Clone(countOperators) }
+
+// ActivityTypes lists the activity types a condition may name (the
+// upstream event types they come from are accepted too).
+func ActivityTypes() []string { return enumOf(timeline.Types) }
+
+// ActivityCategories lists the activity categories.
+func ActivityCategories() []string { return enumOf(timeline.Categories) }
+
 // Combinators.
 const (
 	And = "AND"
@@ -363,7 +373,7 @@ func (c *checker) want(f Field) string {
 	case Enum:
 		return "one of " + strings.Join(f.Values, ", ")
 	case Tags:
-		return "a tag (1 to 64 characters)"
+		return fmt.Sprintf("a tag (1 to %d characters)", customer.MaxTagLength)
 	}
 	return "a string"
 }
@@ -372,7 +382,7 @@ func (c *checker) want(f Field) string {
 // is forgiven: "active" is ACTIVE).
 func (c *checker) str(f Field, raw json.RawMessage) (string, bool) {
 	var s string
-	if json.Unmarshal(raw, &s) != nil {
+	if isNull(raw) || json.Unmarshal(raw, &s) != nil {
 		return "", false
 	}
 	switch f.Kind {
@@ -387,9 +397,13 @@ func (c *checker) str(f Field, raw json.RawMessage) (string, bool) {
 	return s, true
 }
 
+// isNull reports a JSON null, which decodes into a number or a string
+// without error, as 0 or "".
+func isNull(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }
+
 func number(raw json.RawMessage) (float64, bool) {
 	var n float64
-	if json.Unmarshal(raw, &n) != nil || math.IsNaN(n) || math.IsInf(n, 0) {
+	if isNull(raw) || json.Unmarshal(raw, &n) != nil || math.IsNaN(n) || math.IsInf(n, 0) {
 		return 0, false
 	}
 	return n, true
@@ -418,7 +432,8 @@ func (c *checker) activity(path string, r Rule) Node {
 	}
 	m := *r.Activity
 	ac := &ActivityCond{Category: strings.ToUpper(strings.TrimSpace(m.Category)), Channel: strings.ToUpper(strings.TrimSpace(m.Channel))}
-	if m.Type == "" && m.Category == "" && m.Channel == "" {
+	m.Type = strings.TrimSpace(m.Type)
+	if m.Type == "" && ac.Category == "" && ac.Channel == "" {
 		c.fail(path, "activity", "must name a type, a category or a channel")
 	}
 	if m.Type != "" {

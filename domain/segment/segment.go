@@ -105,6 +105,9 @@ func (d Definition) Check() (Node, Problems) {
 		node, rp = d.Group().Check()
 		if len(rp) == 0 && len(p) == 0 {
 			sn, sp := d.Smart.Rules().Check()
+			if rp == nil && len(sp) > 0 {
+				rp = Problems{}
+			}
 			for k, v := range sp {
 				rp["smart."+k] = v
 			}
@@ -142,7 +145,7 @@ func (d Definition) Normalized() Definition {
 }
 
 func (g Rules) normalized() Rules {
-	g.Combinator = strings.ToUpper(g.Combinator)
+	g.Combinator = strings.ToUpper(strings.TrimSpace(g.Combinator))
 	if g.Combinator == "" {
 		g.Combinator = And
 	}

@@ -138,23 +138,33 @@ const (
 	ReasonDeleted     = "deleted"
 )
 
-// refresh recomputes a segment's whole membership in one statement: the
-// members the predicate selects now, those to remove and those to add,
-// diffed in the database; then records the change. The caller holds the
-// segment's lock and the transaction.
-func refresh(ctx context.Context, q Querier, l live, now time.Time) (Change, error) {
+// refresh recomputes a segment's membership in one statement: the members
+// the predicate selects now, those to remove and those to add, diffed in
+// the database. With only, it recomputes just those profiles' membership
+// (the incremental path); without, the whole segment. The caller holds the
+// segment's lock and the transaction, and records the change.
+func refresh(ctx context.Context, q Querier, l live, now time.Time, only []uuid.UUID) (Change, error) {
 	p := &params{}
 	tenant := p.add(l.Tenant) + "::text"
 	seg := p.add(l.ID) + "::uuid"
 	since := p.add(now) + "::timestamptz"
+	restrict, mine := "", ""
+	if only != nil {
+		restrict = p.add(only) + "::uuid[]"
+		mine = " AND sm.customer_id = ANY(" + restrict + ")"
+	}
 	pred, n, err := l.predicate(p, now)
 	if err != nil {
 		return Change{}, fmt.Errorf("segment %s: %w", l.ID, err)
 	}
+	total := "(SELECT count(*) FROM want)"
+	if only != nil {
+		total = "-1" // the caller moves the count by the change
+	}
 	sql := `WITH want AS MATERIALIZED (
-    ` + selectMembers(pred, n, tenant, "") + `
+    ` + selectMembers(pred, n, tenant, restrict) + `
 ), removed AS (
-    DELETE FROM ` + MembersTable + ` sm WHERE sm.tenant_id = ` + tenant + ` AND sm.segment_id = ` + seg + `
+    DELETE FROM ` + MembersTable + ` sm WHERE sm.tenant_id = ` + tenant + ` AND sm.segment_id = ` + seg + mine + `
     AND NOT EXISTS (SELECT 1 FROM want w WHERE w.id = sm.customer_id)
     RETURNING sm.customer_id
 ), added AS (
@@ -163,7 +173,7 @@ func refresh(ctx context.Context, q Querier, l live, now time.Time) (Change, err
     WHERE NOT EXISTS (SELECT 1 FROM ` + MembersTable + ` sm WHERE sm.tenant_id = ` + tenant + ` AND sm.segment_id = ` + seg + ` AND sm.customer_id = w.id)
     RETURNING customer_id
 )
-SELECT (SELECT count(*) FROM want),
+SELECT ` + total + `,
     coalesce((SELECT array_agg(customer_id ORDER BY customer_id) FROM added), '{}'),
     coalesce((SELECT array_agg(customer_id ORDER BY customer_id) FROM removed), '{}')`
 	var c Change

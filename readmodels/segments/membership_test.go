@@ -1,0 +1,416 @@
+package segments_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/clubcrm/crm/adapters/redistest"
+	"github.com/clubcrm/crm/commands"
+	"github.com/clubcrm/crm/domain/customer"
+	"github.com/clubcrm/crm/domain/segment"
+	"github.com/clubcrm/crm/eventstore"
+	"github.com/clubcrm/crm/projections"
+	"github.com/clubcrm/crm/readmodels/activities"
+	"github.com/clubcrm/crm/readmodels/customers"
+	"github.com/clubcrm/crm/readmodels/customers/customerstest"
+	"github.com/clubcrm/crm/readmodels/metrics"
+	"github.com/clubcrm/crm/readmodels/scores"
+	"github.com/clubcrm/crm/readmodels/segments"
+)
+
+// world is a database with the event store, the segment commands and
+// every projector membership depends on, applied by hand in the order the
+// runtime's Follower wait guarantees (the read models first, membership
+// last).
+type world struct {
+	t    *testing.T
+	env  *customerstest.Env
+	segs *commands.Segments
+	now  time.Time
+	pos  eventstore.Position
+	cmds int
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	env := customerstest.New(t)
+	return &world{t: t, env: env, segs: &commands.Segments{Store: env.Store}, now: time.Now().UTC()}
+}
+
+func (w *world) clock() time.Time { return w.now }
+
+func (w *world) projectors() []projections.Projector {
+	return []projections.Projector{
+		customers.Projector{}, activities.Projector{}, metrics.Projector{Clock: w.clock}, scores.Projector{Clock: w.clock},
+		segments.Projector{}, segments.MembershipProjector{Clock: w.clock},
+	}
+}
+
+// project applies every event since the last call with every projector.
+func (w *world) project() {
+	w.t.Helper()
+	ctx := context.Background()
+	evs := w.readAll()
+	for _, p := range w.projectors() {
+		var matching []eventstore.Event
+		for _, e := range evs {
+			if p.Filter().Match(e) {
+				matching = append(matching, e)
+			}
+		}
+		if len(matching) == 0 {
+			continue
+		}
+		tables := projections.Tables{}
+		for _, t := range p.Tables() {
+			tables[t] = t
+		}
+		require.NoError(w.t, pgx.BeginFunc(ctx, w.env.Pool, func(tx pgx.Tx) error {
+			return p.Apply(ctx, tx, tables, matching)
+		}), p.Name())
+	}
+}
+
+// readAll answers every event after the last read, in log order, from the
+// events table (see customerstest.Env.readLog for why not Store.ReadAll).
+func (w *world) readAll() []eventstore.Event {
+	w.t.Helper()
+	rows, err := w.env.Pool.Query(context.Background(), `
+		SELECT tx_id, seq, id, stream, version, type, data, metadata, occurred_at, recorded_at
+		FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint) ORDER BY tx_id, seq`, w.pos.Commit, int64(w.pos.Prepare))
+	require.NoError(w.t, err)
+	defer rows.Close()
+	var out []eventstore.Event
+	for rows.Next() {
+		var (
+			e          eventstore.Event
+			version    int64
+			data, meta []byte
+		)
+		require.NoError(w.t, rows.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &version, &e.Type, &data, &meta, &e.OccurredAt, &e.RecordedAt))
+		e.Version, e.Data = uint64(version), data
+		require.NoError(w.t, json.Unmarshal(meta, &e.Metadata))
+		w.pos = e.Position
+		out = append(out, e)
+	}
+	require.NoError(w.t, rows.Err())
+	return out
+}
+
+func (w *world) actor(tenant string) commands.Actor {
+	w.cmds++
+	return commands.Actor{Tenant: tenant, Subject: "admin-1", CommandID: "cmd:" + uuid.NewString()}
+}
+
+func (w *world) create(tenant string, d segment.Definition) uuid.UUID {
+	w.t.Helper()
+	id := uuid.New()
+	_, err := w.segs.Create(context.Background(), w.actor(tenant), id, d)
+	require.NoError(w.t, err)
+	return id
+}
+
+func (w *world) members(tenant string, id uuid.UUID) []uuid.UUID {
+	w.t.Helper()
+	rows, err := w.env.Pool.Query(context.Background(), `SELECT customer_id FROM segment_members WHERE tenant_id = $1 AND segment_id = $2 ORDER BY customer_id`, tenant, id)
+	require.NoError(w.t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	require.NoError(w.t, err)
+	if ids == nil {
+		ids = []uuid.UUID{}
+	}
+	return ids
+}
+
+type sent struct {
+	Topic string
+	Type  string
+	Data  json.RawMessage
+}
+
+// outbox answers the outbox rows written since the last call.
+func (w *world) outbox(after *int64) []sent {
+	w.t.Helper()
+	rows, err := w.env.Pool.Query(context.Background(), `SELECT id, topic, type, payload FROM segment_outbox WHERE id > $1 ORDER BY id`, *after)
+	require.NoError(w.t, err)
+	defer rows.Close()
+	var out []sent
+	for rows.Next() {
+		var (
+			s   sent
+			id  int64
+			env commands.Envelope
+			raw []byte
+		)
+		require.NoError(w.t, rows.Scan(&id, &s.Topic, &s.Type, &raw))
+		require.NoError(w.t, json.Unmarshal(raw, &env))
+		s.Data = env.Data
+		*after = id
+		out = append(out, s)
+	}
+	require.NoError(w.t, rows.Err())
+	return out
+}
+
+func ids(ps ...*customer.Profile) []uuid.UUID {
+	out := make([]uuid.UUID, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	return out
+}
+
+func raw(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+func gold() segment.Definition {
+	return segment.Definition{Name: "Gold members", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Field: "membershipTier", Operator: segment.Eq, Value: raw("Gold")}}}
+}
+
+func changed(t *testing.T, s sent) segments.MembershipChanged {
+	t.Helper()
+	require.Equal(t, segments.TypeMembershipChanged, s.Type)
+	require.Equal(t, segments.EventsTopic, s.Topic)
+	var m segments.MembershipChanged
+	require.NoError(t, json.Unmarshal(s.Data, &m))
+	return m
+}
+
+func TestMembershipFollowsEvents(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	a := w.env.Register("club-a",
+		`{"memberId": 1, "email": "ann@mail.com", "firstName": "Ann", "membershipTier": "Gold"}`,
+		`{"memberId": 2, "email": "ben@mail.com", "firstName": "Ben", "membershipTier": "Silver"}`,
+		`{"memberId": 3, "email": "cat@mail.com", "firstName": "Cat", "membershipTier": "Gold"}`)
+	ann, ben, cat := a[0], a[1], a[2]
+	other := w.env.Register("club-b", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Gold"}`)[0]
+	ann = w.env.Ingest("club-a", ann, "contactPreference.updated", `{"contactId": "c-ann", "email": "ann@mail.com", "emailOptIn": true}`)
+	ben = w.env.Ingest("club-a", ben, "contactPreference.updated", `{"contactId": "c-ben", "email": "ben@mail.com", "emailOptIn": true}`)
+	w.project()
+
+	var seen int64
+	id := w.create("club-a", gold())
+	w.project()
+	assert.Equal(t, ids(ann, cat), w.members("club-a", id), "a new segment is computed whole")
+	out := w.outbox(&seen)
+	require.Len(t, out, 1)
+	m := changed(t, out[0])
+	assert.Equal(t, segments.MembershipChanged{SegmentID: id, SegmentVersion: 1, Sequence: 1, Part: 1, Parts: 1,
+		Added: ids(ann, cat), Removed: []uuid.UUID{}, Total: 2, Reason: segments.ReasonRefresh}, m)
+	assert.NotContains(t, w.members("club-a", id), other.ID, "another tenant's profile is never a member")
+
+	r := &segments.Refresher{Pool: w.env.Pool, Clock: w.clock}
+	sync, err := r.Sync(ctx, "club-a", id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), sync.Members)
+	assert.Equal(t, int64(1), sync.Contacts)
+	assert.Equal(t, int64(1), sync.WithoutContact, "Cat has no Messaging contact: counted, not sent")
+	assert.Equal(t, int64(1), sync.Sequence)
+	out = w.outbox(&seen)
+	require.Len(t, out, 1)
+	assert.Equal(t, segments.MessagingTopic, out[0].Topic)
+	var snap segments.Snapshot
+	require.NoError(t, json.Unmarshal(out[0].Data, &snap))
+	assert.Equal(t, segments.Snapshot{SegmentID: id, SnapshotID: sync.SnapshotID, Sequence: 1, Part: 1, Parts: 1,
+		ContactIDs: []string{"c-ann"}, Contacts: 1, WithoutContact: 1}, snap)
+
+	// Ben moves to Gold: he enters within the batch that carried the event,
+	// and Messaging gets the diff with the next sequence.
+	ben = w.env.Ingest("club-a", ben, "tier.changed", `{"memberId": 2, "fromTier": "Silver", "toTier": "Gold"}`)
+	w.project()
+	assert.Equal(t, ids(ann, ben, cat), w.members("club-a", id))
+	out = w.outbox(&seen)
+	require.Len(t, out, 2)
+	m = changed(t, out[0])
+	assert.Equal(t, int64(2), m.Sequence)
+	assert.Equal(t, []uuid.UUID{ben.ID}, m.Added)
+	assert.Equal(t, int64(3), m.Total)
+	assert.Equal(t, segments.ReasonIncremental, m.Reason)
+	var diff segments.Diff
+	require.Equal(t, segments.TypeDiff, out[1].Type)
+	require.NoError(t, json.Unmarshal(out[1].Data, &diff))
+	assert.Equal(t, segments.Diff{SegmentID: id, SnapshotID: sync.SnapshotID, Sequence: 2, Added: []string{"c-ben"}, Removed: []string{}}, diff)
+
+	// Ann leaves Gold; Cat merges into Ben and closes as MERGED.
+	w.env.Ingest("club-a", ann, "tier.changed", `{"memberId": 1, "fromTier": "Gold", "toTier": "Silver"}`)
+	w.env.Merge(ben, cat, "admin-1")
+	w.project()
+	assert.Equal(t, ids(ben), w.members("club-a", id))
+	out = w.outbox(&seen)
+	require.Len(t, out, 2)
+	m = changed(t, out[0])
+	assert.ElementsMatch(t, ids(ann, cat), m.Removed)
+	assert.Equal(t, int64(1), m.Total)
+	require.NoError(t, json.Unmarshal(out[1].Data, &diff))
+	assert.Equal(t, []string{"c-ann"}, diff.Removed, "Cat had no contact: Messaging hears of Ann only")
+	assert.Equal(t, int64(1), diff.WithoutContact)
+
+	// What events did incrementally, a full refresh finds already done.
+	res, err := r.Refresh(ctx, "club-a", id)
+	require.NoError(t, err)
+	assert.Equal(t, 0, res.Added+res.Removed)
+	assert.Equal(t, int64(1), res.Total)
+	assert.Empty(t, w.outbox(&seen), "a refresh that changes nothing publishes nothing")
+
+	v, err := segments.Reader{DB: w.env.Pool}.Get(ctx, "club-a", id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), v.Membership.Members)
+	assert.Equal(t, int64(3), v.Membership.Changes)
+	assert.Equal(t, int64(3), v.Membership.SyncSequence)
+	assert.NotNil(t, v.Membership.LastRefreshedAt)
+
+	// Deleted: emptied, and said so.
+	_, err = w.segs.Delete(ctx, w.actor("club-a"), id)
+	require.NoError(t, err)
+	w.project()
+	assert.Empty(t, w.members("club-a", id))
+	out = w.outbox(&seen)
+	require.Len(t, out, 2)
+	m = changed(t, out[0])
+	assert.Equal(t, segments.ReasonDeleted, m.Reason)
+	assert.Equal(t, []uuid.UUID{ben.ID}, m.Removed)
+	assert.Equal(t, int64(0), m.Total)
+	_, err = segments.Reader{DB: w.env.Pool}.Get(ctx, "club-a", id)
+	assert.True(t, segments.IsNotFound(err))
+	_, err = r.Refresh(ctx, "club-a", id)
+	assert.True(t, segments.IsNotFound(err))
+}
+
+func TestStaticMembers(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	a := w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com"}`, `{"memberId": 2, "email": "ben@mail.com"}`,
+		`{"memberId": 3, "email": "cat@mail.com"}`)
+	ann, ben, cat := a[0], a[1], a[2]
+	w.project()
+	id := w.create("club-a", segment.Definition{Name: "Board", Type: segment.Static})
+	_, err := w.segs.ChangeMembers(ctx, w.actor("club-a"), id, []uuid.UUID{ann.ID, cat.ID}, nil)
+	require.NoError(t, err)
+	w.project()
+	assert.Equal(t, ids(ann, cat), w.members("club-a", id))
+
+	// Cat merges into Ben: the survivor takes her place.
+	w.env.Merge(ben, cat, "admin-1")
+	w.project()
+	assert.Equal(t, ids(ann, ben), w.members("club-a", id))
+
+	_, err = w.segs.ChangeMembers(ctx, w.actor("club-a"), id, nil, []uuid.UUID{ann.ID})
+	require.NoError(t, err)
+	w.project()
+	assert.Equal(t, ids(ben), w.members("club-a", id))
+
+	// The schedule leaves STATIC segments to their members.
+	job := &segments.Job{Refresher: &segments.Refresher{Pool: w.env.Pool, Clock: w.clock}}
+	n, _, err := job.RunOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, n)
+	res, err := job.Refresher.Refresh(ctx, "club-a", id)
+	require.NoError(t, err)
+	assert.Equal(t, segments.Result{SegmentID: id, Total: 1, DurationMs: res.DurationMs}, res)
+}
+
+func TestOtherTenantsSegmentIsNotFound(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Gold"}`)
+	id := w.create("club-a", gold())
+	w.project()
+	rd := segments.Reader{DB: w.env.Pool}
+	_, err := rd.Get(ctx, "club-b", id)
+	assert.True(t, segments.IsNotFound(err))
+	_, _, err = rd.Members(ctx, "club-b", id, 10, nil)
+	assert.True(t, segments.IsNotFound(err))
+	list, _, err := rd.List(ctx, "club-b", "", 10, nil)
+	require.NoError(t, err)
+	assert.Empty(t, list)
+	r := &segments.Refresher{Pool: w.env.Pool}
+	_, err = r.Refresh(ctx, "club-b", id)
+	assert.True(t, segments.IsNotFound(err))
+	_, err = r.Sync(ctx, "club-b", id)
+	assert.True(t, segments.IsNotFound(err))
+
+	members, next, err := rd.Members(ctx, "club-a", id, 10, nil)
+	require.NoError(t, err)
+	assert.Nil(t, next)
+	require.Len(t, members, 1)
+	assert.Equal(t, "Gold", *members[0].MembershipTier)
+}
+
+func TestScheduledRefreshCatchesTimePassing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	p := w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com"}`)[0]
+	w.env.Ingest("club-a", p, "teetime.booked", `{"playerId": "p-1", "bookingId": "b-1", "clubId": "c", "teeTimeAt": "2026-01-01T07:30:00Z"}`)
+	w.project()
+	id := w.create("club-a", segment.Definition{Name: "Active this week", Type: segment.Dynamic,
+		Rules: []segment.Rule{{Field: "lastActivityAt", Operator: segment.WithinLast, Value: raw("7d")}}})
+	w.project()
+	require.Equal(t, ids(p), w.members("club-a", id))
+
+	w.now = w.now.Add(8 * 24 * time.Hour) // no event: only time passes
+	job := &segments.Job{Refresher: &segments.Refresher{Pool: w.env.Pool, Clock: w.clock}}
+	n, changedN, err := job.RunOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	assert.Equal(t, 1, changedN)
+	assert.Empty(t, w.members("club-a", id))
+}
+
+func TestRelayPublishesInOrder(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Gold"}`,
+		`{"memberId": 2, "email": "ben@mail.com", "membershipTier": "Gold"}`)
+	id := w.create("club-a", gold())
+	w.project()
+	_, err := (&segments.Refresher{Pool: w.env.Pool}).Sync(ctx, "club-a", id)
+	require.NoError(t, err)
+
+	events, messaging := "test.crm.events."+uuid.NewString(), "test.messaging.segments."+uuid.NewString()
+	rdb := redistest.New(t, events, messaging)
+	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: rdb}, watermill.NopLogger{})
+	require.NoError(t, err)
+	relay := &segments.Relay{Pool: w.env.Pool, Publisher: pub,
+		Topics: map[string]string{segments.EventsTopic: events, segments.MessagingTopic: messaging}}
+	n, err := relay.RelayOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, n)
+	n, err = relay.RelayOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 0, n, "published rows are not published again")
+
+	got, err := rdb.XRange(ctx, events, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	var env commands.Envelope
+	require.NoError(t, json.Unmarshal([]byte(got[0].Values["payload"].(string)), &env))
+	assert.Equal(t, segments.TypeMembershipChanged, env.Type)
+	assert.Equal(t, "club-a", env.TenantID)
+	assert.Equal(t, env.ID, got[0].Values["_watermill_message_uuid"], "consumers deduplicate on the message id")
+	assert.Equal(t, eventstore.DeriveID("club-a", "segment-membership", id.String(), "1", "1").String(), env.ID)
+	snap, err := rdb.XRange(ctx, messaging, "-", "+").Result()
+	require.NoError(t, err)
+	require.Len(t, snap, 1)
+	require.NoError(t, json.Unmarshal([]byte(snap[0].Values["payload"].(string)), &env))
+	assert.Equal(t, segments.TypeSnapshot, env.Type)
+}

@@ -135,13 +135,22 @@ ON CONFLICT (name) DO UPDATE SET state = 'building', commit_position = 0, prepar
 }
 
 // fill applies the log from its start into the shadow tables, a batch per
-// transaction, until it has read every event visible.
+// transaction, until it has read every event visible and at least every
+// event the live read model holds: the store shows no event while an
+// older transaction anywhere on the server may still commit one before it,
+// and a rebuild that took a log held back that way for its end would swap
+// in a read model older than the one it replaces.
 func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	var first eventstore.Position
 	head, err := rb.rt.store.Head(ctx)
 	if err != nil {
 		return err
 	}
+	live, err := loadCheckpoint(ctx, rb.rt.pool, rb.rn.name)
+	if err != nil {
+		return err
+	}
+	var waited time.Time
 	headAt := time.Now()
 	nextAnalyze := int64(firstAnalyze)
 	for {
@@ -156,7 +165,18 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 			return err
 		}
 		if len(events) == 0 {
-			return nil
+			if !rb.pos.Less(live) {
+				return nil
+			}
+			if waited.IsZero() || time.Since(waited) > 10*time.Second {
+				rb.rt.log.Warn("rebuild waits for the log to show what the live read model holds: a transaction elsewhere on the server holds back what readers see",
+					"projector", rb.rn.name, "at", rb.pos.String(), "live", live.String())
+				waited = time.Now()
+			}
+			if !sleep(ctx, 100*time.Millisecond) {
+				return ctx.Err()
+			}
+			continue
 		}
 		if first == eventstore.Start {
 			first = events[0].Position

@@ -61,8 +61,8 @@ type MembersRequest struct {
 
 // MembersChanged answers POST /segments/{id}/members.
 type MembersChanged struct {
-	Added   []uuid.UUID   `json:"added" doc:"ids this call added"`
-	Removed []uuid.UUID   `json:"removed" doc:"ids this call removed"`
+	Added   []uuid.UUID   `json:"added" doc:"ids the change recorded as added (the request's, deduplicated; one also removed is removed)"`
+	Removed []uuid.UUID   `json:"removed" doc:"ids the change recorded as removed; removing a non-member changes nothing"`
 	Segment segments.View `json:"segment"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -17,11 +18,20 @@ const TenantRole = "crm_tenant"
 // ErrNoTenant is returned when tenant-scoped work is asked for without a tenant.
 var ErrNoTenant = errors.New("no tenant")
 
+// DefaultMaxConns sizes the pool unless the URL's pool_max_conns does:
+// pgxpool's default (the core count, at least 4) is too few for one
+// process running the API, the projectors and the jobs, several of which
+// hold a connection while they lead.
+const DefaultMaxConns = 20
+
 // Open connects a pool and checks the server answers.
 func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -57,3 +57,25 @@ func Database(ctx context.Context, serverURL string) (string, func(), error) {
 	}
 	return dsn, drop, nil
 }
+
+// Existing answers the URL of database name on the server serverURL names,
+// migrated to the current schema: a database an earlier run kept, to run
+// the later phases again on it.
+func Existing(ctx context.Context, serverURL, name string) (string, error) {
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", fmt.Errorf("database %s: parse url: %w", name, err)
+	}
+	db := *u
+	db.Path = "/" + name
+	dsn := db.String()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", fmt.Errorf("database %s: %w", name, err)
+	}
+	conn.Close(ctx)
+	if _, err := migrations.Up(ctx, dsn); err != nil {
+		return "", fmt.Errorf("database %s: %w", name, err)
+	}
+	return dsn, nil
+}

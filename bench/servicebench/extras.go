@@ -216,10 +216,11 @@ func (b *bench) nextCursor(ctx context.Context, srv *server, tenant, path string
 // SegmentResult holds the segment figures, or why there are none, and the
 // raw baseline of what the profile read model already holds.
 type SegmentResult struct {
-	NotBuilt string    `json:"notBuilt,omitempty"`
-	Profiles int64     `json:"profiles"`
-	Rules    string    `json:"rules"` // which of the example's rules the raw baseline evaluates
-	Raw      []RawTime `json:"raw,omitempty"`
+	NotBuilt string          `json:"notBuilt,omitempty"`
+	Service  *SegmentService `json:"service,omitempty"`
+	Profiles int64           `json:"profiles"`
+	Rules    string          `json:"rules"` // which of the example's rules the raw baseline evaluates
+	Raw      []RawTime       `json:"raw,omitempty"`
 }
 
 // RawTime is a raw PostgreSQL baseline timed once per run (the median of
@@ -242,10 +243,16 @@ const exampleBookings = ` AND m.booking_count_30d >= 2`
 
 // segment measures the example segment's refresh once the service has
 // segments; until then, the raw baseline of its profile-column rules.
-func (b *bench) segment(ctx context.Context, paths []string) (SegmentResult, error) {
+func (b *bench) segment(ctx context.Context, srv *server, paths []string) (SegmentResult, error) {
 	var res SegmentResult
 	if findPath(paths, "/segments") == "" {
 		res.NotBuilt = "not built yet: the service has no /api/v1/segments"
+	} else {
+		s, err := b.segmentService(ctx, srv)
+		if err != nil {
+			return res, err
+		}
+		res.Service = &s
 	}
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM customers`).Scan(&res.Profiles); err != nil {
 		return res, fmt.Errorf("count profiles: %w", err)

@@ -39,6 +39,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/adapters/auth"
@@ -74,7 +75,19 @@ type Config struct {
 	// module (to compare a change); build it with -tags crmbench for
 	// profiles.
 	CRM string
-	Log *slog.Logger
+	// Resume names a database an earlier run of the same sizes and seed
+	// kept (KeepDB) after writing the history: phases 1 and 2 are not run
+	// again (their figures are that run's), the rebuild and the queries
+	// are. It is migrated first and kept afterwards.
+	Resume string
+	// Rebuild, when not empty, names the projectors phase 3 rebuilds; the
+	// others keep their read models and checkpoints.
+	Rebuild []string
+	// ParallelRebuild runs the rebuilds of phase 3 at the same time, each
+	// in its own process: the events/s of each is then its share of a
+	// shared machine, and the phase takes as long as the slowest.
+	ParallelRebuild bool
+	Log             *slog.Logger
 }
 
 // Result is everything a run measured.
@@ -116,6 +129,9 @@ type Result struct {
 	// built from the module: the figures are then that binary's.
 	CRM    string `json:"crmBinary,omitempty"`
 	LogDir string `json:"logDir,omitempty"`
+	// Resumed names the kept database this run resumed on: its ingest
+	// and history figures are the earlier run's, not in this result.
+	Resumed string `json:"resumedDatabase,omitempty"`
 }
 
 // bench is one run's state.
@@ -132,6 +148,10 @@ type bench struct {
 	maint    *maintainer
 	tokens   map[string]string
 	http     *http.Client
+
+	// latencySegments are the segments the event → visible figure moves
+	// its members into (segmentService).
+	latencySegments []uuid.UUID
 
 	mu       sync.Mutex
 	profiles []string
@@ -193,10 +213,16 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	}
 	defer b.redis.release()
 	var drop func()
-	if b.dsn, drop, err = scratch.Database(ctx, cfg.ServerURL); err != nil {
+	if cfg.Resume != "" {
+		if b.dsn, err = scratch.Existing(ctx, cfg.ServerURL, cfg.Resume); err != nil {
+			return res, err
+		}
+		b.log.Info("resuming on a kept database: the ingest and history phases are not run again", slog.String("url", b.dsn))
+		res.Resumed = cfg.Resume
+	} else if b.dsn, drop, err = scratch.Database(ctx, cfg.ServerURL); err != nil {
 		return res, err
 	}
-	if cfg.KeepDB {
+	if cfg.KeepDB || cfg.Resume != "" {
 		b.log.Info("the scratch database will be kept", slog.String("url", b.dsn))
 	} else {
 		defer drop()
@@ -236,41 +262,13 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		b.tokens[t] = tok
 	}
 
-	// 1. Ingest end to end.
-	k := min(cfg.IngestEvents, cfg.Events)
-	per, err := b.preload(ctx, k)
-	if err != nil {
-		return res, err
-	}
-	srv, ing, err := b.ingestPhase(ctx, sum(per), per)
-	if err != nil {
-		return res, err
-	}
-	ing.PeakRSS = max(ing.PeakRSS, srv.stop())
-	res.PeakRSSIngest = ing.PeakRSS
-	if ing.Raw, err = b.rawIngest(ctx, ing.Events, ing.PerSec); err != nil {
-		return res, err
-	}
-	res.Ingest = ing
-	b.log.Info("ingest measured", slog.String("rate", fmtRate(ing.PerSec)), slog.Float64("seconds", ing.Seconds))
-	if b.sample != nil {
-		if err := b.checkDirect(ctx, *b.sample); err != nil {
+	if cfg.Resume == "" {
+		if err := b.history(ctx, &res); err != nil {
 			return res, err
 		}
+	} else if err := b.resumed(ctx, &res); err != nil {
+		return res, err
 	}
-
-	// 2. The rest of the history.
-	if b.pop.Remaining() > 0 {
-		d, err := b.direct(ctx)
-		if err != nil {
-			return res, err
-		}
-		res.Direct = &d
-	}
-	res.Events = cfg.Events - b.pop.Remaining()
-	res.PerType = b.pop.PerType
-	res.HistoryFrom = population.Start
-	res.HistoryTo = b.lastOccurred(ctx)
 
 	// 3. Rebuild every read model.
 	b.maint.setAnalyzeOnly(true)
@@ -278,19 +276,85 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		return res, err
 	}
 	b.maint.setAnalyzeOnly(false)
-	if res.Direct != nil {
+	if res.Direct != nil || cfg.Resume != "" {
 		for _, r := range res.Rebuilds {
 			if r.Skipped != "" {
 				res.Skipped = append(res.Skipped, r.Name)
 			}
 		}
+		if cfg.Resume != "" {
+			// Projectors this binary has that the kept database has no
+			// checkpoint of yet: the generated history holds nothing for
+			// them (no segment, nothing to publish).
+			res.Skipped = append(res.Skipped, historyFree...)
+		}
 		if err := b.skipPast(ctx, res.Skipped); err != nil {
 			return res, err
 		}
 	}
+	return b.serveQueries(ctx, cfg, w, res, &ok)
+}
 
+// historyFree are the projectors for which the generated history holds
+// nothing to apply: it has no segment events, and the outbox must not
+// publish it.
+var historyFree = []string{"outbox", "segments", "segment-membership"}
+
+// history runs phases 1 and 2: the ingest end to end, then the rest of
+// the history straight into the event store.
+func (b *bench) history(ctx context.Context, res *Result) error {
+	cfg := b.cfg
+	// 1. Ingest end to end.
+	k := min(cfg.IngestEvents, cfg.Events)
+	per, err := b.preload(ctx, k)
+	if err != nil {
+		return err
+	}
+	srv, ing, err := b.ingestPhase(ctx, sum(per), per)
+	if err != nil {
+		return err
+	}
+	ing.PeakRSS = max(ing.PeakRSS, srv.stop())
+	res.PeakRSSIngest = ing.PeakRSS
+	if ing.Raw, err = b.rawIngest(ctx, ing.Events, ing.PerSec); err != nil {
+		return err
+	}
+	res.Ingest = ing
+	b.log.Info("ingest measured", slog.String("rate", fmtRate(ing.PerSec)), slog.Float64("seconds", ing.Seconds))
+	if b.sample != nil {
+		if err := b.checkDirect(ctx, *b.sample); err != nil {
+			return err
+		}
+	}
+
+	// 2. The rest of the history.
+	if b.pop.Remaining() > 0 {
+		d, err := b.direct(ctx)
+		if err != nil {
+			return err
+		}
+		res.Direct = &d
+	}
+	res.Events = cfg.Events - b.pop.Remaining()
+	res.PerType = b.pop.PerType
+	res.HistoryFrom = population.Start
+	res.HistoryTo = b.lastOccurred(ctx)
+	return nil
+}
+
+// resumed fills what a resumed run knows of the history without writing
+// it again.
+func (b *bench) resumed(ctx context.Context, res *Result) error {
+	res.Events = b.cfg.Events
+	res.HistoryFrom = population.Start
+	res.HistoryTo = b.lastOccurred(ctx)
+	return nil
+}
+
+// serveQueries runs phases 4 and 5 and prints the table.
+func (b *bench) serveQueries(ctx context.Context, cfg Config, w io.Writer, res Result, ok *bool) (Result, error) {
 	// 4. Queries and latency over the whole population.
-	srv, err = startServe(ctx, b.serveEnv, "serve-queries", b.log)
+	srv, err := startServe(ctx, b.serveEnv, "serve-queries", b.log)
 	if err != nil {
 		return res, err
 	}
@@ -323,7 +387,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		res.LogDir = cfg.LogDir
 	}
 	Print(w, res)
-	ok = true
+	*ok = true
 	return res, nil
 }
 
@@ -360,7 +424,7 @@ func (b *bench) queries(ctx context.Context, srv *server, res *Result) error {
 	if res.Timeline, err = b.timeline(ctx, srv, paths, raw, b.cfg.Requests); err != nil {
 		return err
 	}
-	if res.Segment, err = b.segment(ctx, paths); err != nil {
+	if res.Segment, err = b.segment(ctx, srv, paths); err != nil {
 		return err
 	}
 	if b.cfg.ProfileDir != "" {
@@ -541,16 +605,24 @@ func Print(w io.Writer, res Result) {
 	}
 	seg := res.Segment
 	for i, r := range seg.Raw {
-		name, svc := "", ""
+		name, svc, ratio := "", "", "-"
 		if i == 0 {
 			name, svc = "segment refresh, example segment", "not built yet"
-			if seg.NotBuilt == "" {
-				svc = "built: not measured yet"
+			if sv := seg.Service; sv != nil {
+				name = fmt.Sprintf("segment refresh, example segment in each of %d clubs, all profiles", sv.Segments)
+				svc = fmt.Sprintf("%.3f s (per club %s)", sv.RefreshAllSeconds, sv.Refresh.String())
 			}
 		}
-		row(name, svc, fmt.Sprintf("%s %.3f s", r.Baseline, r.Seconds), "-")
+		if sv := seg.Service; sv != nil && i == len(seg.Raw)-1 && r.Seconds > 0 {
+			ratio = fmt.Sprintf("%.1f", sv.RefreshAllSeconds/r.Seconds)
+		}
+		row(name, svc, fmt.Sprintf("%s %.3f s", r.Baseline, r.Seconds), ratio)
 	}
-	row("event → segment membership change", "not built yet", "-", "-")
+	if m := v.Membership; m != nil {
+		row("event → segment membership change", m.String(), "-", "-")
+	} else {
+		row("event → segment membership change", "not built yet", "-", "-")
+	}
 	for _, r := range res.Rebuilds {
 		if r.Skipped == "" {
 			row("projection rebuild: "+r.Name+", events/s", fmtRate(r.PerSec), "-", "-")
@@ -563,6 +635,22 @@ func Print(w io.Writer, res Result) {
 	fmt.Fprintf(w, "\nevent → visible: %s events sent at %s, %d never seen; %s; median by second sent: %s\n",
 		thousands(int64(v.Sent)), fmtRate(v.Achieved), v.Missing, v.Latency.Detail(), series(v.PerSecondP50))
 	fmt.Fprintf(w, "  XADD → recorded in the event store: %s\n  recorded → visible in the read model: %s\n", v.Recorded.Detail(), v.Projected.Detail())
+	if m := v.Membership; m != nil {
+		fmt.Fprintf(w, "  XADD → in the club's latency segment: %s; %d never seen\n", m.Detail(), v.MembershipMissing)
+	}
+	if sv := seg.Service; sv != nil {
+		fmt.Fprintf(w, "segments: %d example and %d latency segments created and computed in %.1f s; refreshing every club's example segment took %.3f s (%.3f s in the database), %s members in all\n",
+			sv.Segments, sv.Segments, sv.InitialSeconds, sv.RefreshAllSeconds, sv.DatabaseSeconds, thousands(sv.Members))
+	}
+	if res.Resumed != "" {
+		fmt.Fprintf(w, "resumed on the kept database %s: the ingest and history figures are the earlier run's\n", res.Resumed)
+	}
+	for _, r := range res.Rebuilds {
+		if r.Parallel > 1 {
+			fmt.Fprintf(w, "the %d rebuilds ran at the same time: each events/s is its share of the machine\n", r.Parallel)
+			break
+		}
+	}
 	for _, q := range qs {
 		fmt.Fprintf(w, "%s: %s requests at %s, statuses %v; %s; raw: %s", q.Name, thousands(int64(q.Service.Count)), fmtRate(q.PerSec),
 			q.Statuses, q.Service.Detail(), q.Baseline)

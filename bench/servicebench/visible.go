@@ -34,6 +34,12 @@ type VisibleResult struct {
 	// then until the read model showed it.
 	Recorded  Latency `json:"toRecorded"`
 	Projected Latency `json:"recordedToVisible"`
+	// Membership is from the XADD until the member showed in its club's
+	// latency segment (segmentService), when segments are built: event →
+	// membership change. MembershipMissing did not within 15 s of the last
+	// event sent.
+	Membership        *Latency `json:"membership,omitempty"`
+	MembershipMissing int      `json:"membershipMissing,omitempty"`
 }
 
 // visible publishes member.updated events at rate per second for d, each
@@ -81,6 +87,11 @@ WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 	pending := map[profileKey][]waiting{}
 	inFlight := 0
 	var seen []time.Duration
+	// Members on their way into a latency segment: their first event
+	// moves them in.
+	segPending := map[profileKey]time.Time{}
+	segSent := map[profileKey]bool{}
+	var segSeen []time.Duration
 	sentAt, visibleAt := make([]time.Time, total), make([]time.Time, total)
 	streams := map[string]bool{}
 
@@ -163,6 +174,12 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 				if err := rows.Err(); err != nil {
 					return fmt.Errorf("visible: look up: %w", err)
 				}
+				if err := lookUpMembers(watchCtx, conn, b.latencySegments, &mu, segPending, &segSeen, at); err != nil {
+					if watchCtx.Err() != nil {
+						return nil
+					}
+					return err
+				}
 			}
 			return nil
 		}()
@@ -193,6 +210,10 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 		sentAt[i] = time.Now()
 		pending[m.key] = append(pending[m.key], waiting{seq: i, sent: sentAt[i]})
 		inFlight++
+		if len(b.latencySegments) > 0 && !segSent[m.key] {
+			segSent[m.key] = true
+			segPending[m.key] = sentAt[i]
+		}
 		streams["customer-"+m.key.id.String()] = true
 		mu.Unlock()
 		if err := b.redis.client.XAdd(ctx, &redis.XAddArgs{Stream: population.StreamSCL, Values: []any{"payload", payload}}).Err(); err != nil {
@@ -217,7 +238,7 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		mu.Lock()
-		n := inFlight
+		n := inFlight + len(segPending)
 		mu.Unlock()
 		if n == 0 {
 			break
@@ -235,6 +256,10 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	defer mu.Unlock()
 	res.Missing = inFlight
 	res.Latency = summarize(seen)
+	if len(b.latencySegments) > 0 {
+		m := summarize(segSeen)
+		res.Membership, res.MembershipMissing = &m, len(segPending)
+	}
 	for _, ds := range bySecond {
 		res.PerSecondP50 = append(res.PerSecondP50, summarize(ds).P50)
 	}
@@ -273,4 +298,41 @@ WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' 
 	}
 	res.Recorded, res.Projected = summarize(toRecorded), summarize(toVisible)
 	return res, nil
+}
+
+// lookUpMembers finds which of the members pending (with when their event
+// was sent) are now in one of segments, records their latency as of at and
+// forgets them.
+func lookUpMembers(ctx context.Context, conn *pgx.Conn, segments []uuid.UUID, mu *sync.Mutex, pending map[profileKey]time.Time, seen *[]time.Duration, at time.Time) error {
+	if len(segments) == 0 {
+		return nil
+	}
+	mu.Lock()
+	tenants, ids := make([]string, 0, len(pending)), make([]uuid.UUID, 0, len(pending))
+	for k := range pending {
+		tenants, ids = append(tenants, k.tenant), append(ids, k.id)
+	}
+	mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := conn.Query(ctx, `SELECT tenant_id, customer_id FROM segment_members
+WHERE segment_id = ANY($1) AND (tenant_id, customer_id) IN (SELECT * FROM unnest($2::text[], $3::uuid[]))`, segments, tenants, ids)
+	if err != nil {
+		return fmt.Errorf("visible: segment members: %w", err)
+	}
+	defer rows.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	for rows.Next() {
+		var k profileKey
+		if err := rows.Scan(&k.tenant, &k.id); err != nil {
+			return fmt.Errorf("visible: segment members: %w", err)
+		}
+		if sent, ok := pending[k]; ok {
+			*seen = append(*seen, at.Sub(sent))
+			delete(pending, k)
+		}
+	}
+	return rows.Err()
 }

@@ -111,6 +111,9 @@ func rebuildProjectors(ctx context.Context, rt *projections.Runtime, names []str
 	}
 	for _, p := range allProjectors(nil, nil) {
 		if slices.Contains(names, p.Name()) && !rebuildable(p) {
+			if readModel(p) {
+				return fmt.Errorf("%s owns no read model to rebuild: it derives from the other read models; recompute it by refreshing (for segment membership: POST /api/v1/segments/{id}/refresh, or the scheduled refresh)", p.Name())
+			}
 			return fmt.Errorf("%s owns no read model: rebuilding it would only publish history again", p.Name())
 		}
 	}

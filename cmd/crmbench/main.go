@@ -69,14 +69,17 @@ var scales = map[string]Sizes{
 
 // Env is what every section gets.
 type Env struct {
-	ServerURL  string
-	RedisURL   string
-	Sizes      Sizes
-	ProfileDir string
-	LogDir     string
-	KeepDB     bool
-	CRM        string
-	Log        *slog.Logger
+	ServerURL       string
+	RedisURL        string
+	Sizes           Sizes
+	ProfileDir      string
+	LogDir          string
+	KeepDB          bool
+	CRM             string
+	Resume          string
+	Rebuild         []string
+	ParallelRebuild bool
+	Log             *slog.Logger
 }
 
 type section struct {
@@ -94,6 +97,7 @@ var sections = []section{
 			People: env.Sizes.People, Events: env.Sizes.Events, IngestEvents: env.Sizes.IngestEvents,
 			Requests: env.Sizes.Requests, VisibleRate: 1000, VisibleSeconds: env.Sizes.VisibleSeconds,
 			Seed: population.DefaultSeed, ProfileDir: env.ProfileDir, LogDir: env.LogDir, KeepDB: env.KeepDB, CRM: env.CRM, Log: env.Log,
+			Resume: env.Resume, Rebuild: env.Rebuild, ParallelRebuild: env.ParallelRebuild,
 		}, w)
 	}},
 }
@@ -152,6 +156,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	strict := fs.Bool("strict", false, "exit non-zero when a performance target is missed")
 	keepDB := fs.Bool("keep-db", false, "keep the service section's scratch database (for EXPLAIN); its URL is logged")
 	crm := fs.String("crm", "", "run this crm binary instead of building one (build it with -tags crmbench for -profile)")
+	resume := fs.String("resume", "", "resume on a database an earlier run kept (-keep-db) with the same sizes: skip the ingest and history phases, run the rebuild and the queries")
+	rebuild := fs.String("rebuild", "", "comma-separated projectors to rebuild (default: every one with a read model)")
+	parallel := fs.Bool("rebuild-parallel", false, "run the rebuilds at the same time, each in its own process")
 	if err := fs.Parse(args); err != nil {
 		return Report{}, err
 	}
@@ -179,6 +186,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	env := Env{
 		ServerURL: envOr("TEST_DATABASE_URL", DefaultServerURL), RedisURL: envOr("BENCH_REDIS_URL", DefaultRedisURL),
 		Sizes: sizes, ProfileDir: *profile, LogDir: *logDir, KeepDB: *keepDB, CRM: *crm, Log: log,
+		Resume: *resume, ParallelRebuild: *parallel,
+	}
+	if *rebuild != "" {
+		env.Rebuild = strings.Split(*rebuild, ",")
 	}
 	rep := Report{
 		StartedAt:  time.Now().UTC(),

@@ -99,6 +99,7 @@ func (d Definition) Check() (Node, Problems) {
 	case Smartly:
 		if d.Smart == nil {
 			p["smart"] = "is required for a SMART segment: {\"kind\": \"" + LikelyToChurn + "\"}"
+			_, rp = d.Group().Check()
 			break
 		}
 		d.Smart.check(p)

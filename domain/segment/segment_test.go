@@ -95,7 +95,7 @@ func TestDefinitionCheck(t *testing.T) {
 		}},
 		// smart
 		{"smart without a kind", segment.Definition{Name: "x", Type: segment.Smartly}, map[string]string{"smart": `is required for a SMART segment: {"kind": "LIKELY_TO_CHURN"}`}},
-		{"smart without a kind does not check its rules", segment.Definition{Name: "x", Type: segment.Smartly, Rules: []segment.Rule{{Field: "nope"}}}, map[string]string{"smart": "is required for a SMART segment"}},
+		{"smart without a kind still checks its rules", segment.Definition{Name: "x", Type: segment.Smartly, Rules: []segment.Rule{{Field: "nope"}}}, map[string]string{"smart": "is required for a SMART segment", "rules[0].field": "unknown field"}},
 		{"smart kind empty", smart(segment.Smart{}), map[string]string{"smart.kind": "is required: one of LIKELY_TO_CHURN, HIGHLY_ENGAGED, LAPSING_MEMBERS"}},
 		{"smart kind unknown", smart(segment.Smart{Kind: "BIG_SPENDERS"}), map[string]string{"smart.kind": "must be one of LIKELY_TO_CHURN, HIGHLY_ENGAGED, LAPSING_MEMBERS"}},
 		{"smart kind lower case before normalising", smart(segment.Smart{Kind: "likely_to_churn"}), map[string]string{"smart.kind": "must be one of"}},

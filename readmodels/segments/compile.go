@@ -255,9 +255,8 @@ func (c *compiler) aliases(x string, f *segment.FieldCond) string {
 }
 
 // activity counts the profile's timeline activities in the window. The
-// count stops at one past the largest number the comparison needs, so
-// "at least 2" reads at most 2 rows of the index, however busy the
-// profile.
+// count stops one past the number the comparison names, so "at least 2"
+// reads at most 3 rows of the index, however busy the profile.
 func (c *compiler) activity(a *segment.ActivityCond) string {
 	where := []string{"a.tenant_id = c.tenant_id", "a.customer_id = c.id"}
 	if len(a.Types) > 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -81,9 +82,15 @@ WHERE tenant_id = ANY($1) AND deleted_at IS NULL AND ($2::uuid[] IS NULL OR id =
 		node, p := d.Check()
 		if p != nil {
 			// Stored definitions were checked when decided; one that no
-			// longer checks (a field since removed) must not silently
-			// empty the segment.
-			return nil, fmt.Errorf("segment %s: %w", l.ID, segment.ErrInvalid(p))
+			// longer checks (a field since removed) is left as it is,
+			// members and all, rather than emptied or allowed to hold up
+			// every other segment. Refreshing it answers why.
+			if ids != nil {
+				return nil, fmt.Errorf("segment %s: %w", l.ID, segment.ErrInvalid(p))
+			}
+			slog.Warn("segment definition no longer valid: its membership is not kept until it is redefined",
+				slog.String("tenant", l.Tenant), slog.String("segment", l.ID.String()), slog.Any("problems", p))
+			continue
 		}
 		l.Type, l.Node = d.Type, node
 		out = append(out, l)

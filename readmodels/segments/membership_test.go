@@ -37,7 +37,6 @@ type world struct {
 	env  *customerstest.Env
 	segs *commands.Segments
 	now  time.Time
-	pos  eventstore.Position
 	cmds int
 }
 
@@ -59,52 +58,7 @@ func (w *world) projectors() []projections.Projector {
 // project applies every event since the last call with every projector.
 func (w *world) project() {
 	w.t.Helper()
-	ctx := context.Background()
-	evs := w.readAll()
-	for _, p := range w.projectors() {
-		var matching []eventstore.Event
-		for _, e := range evs {
-			if p.Filter().Match(e) {
-				matching = append(matching, e)
-			}
-		}
-		if len(matching) == 0 {
-			continue
-		}
-		tables := projections.Tables{}
-		for _, t := range p.Tables() {
-			tables[t] = t
-		}
-		require.NoError(w.t, pgx.BeginFunc(ctx, w.env.Pool, func(tx pgx.Tx) error {
-			return p.Apply(ctx, tx, tables, matching)
-		}), p.Name())
-	}
-}
-
-// readAll answers every event after the last read, in log order, from the
-// events table (see customerstest.Env.readLog for why not Store.ReadAll).
-func (w *world) readAll() []eventstore.Event {
-	w.t.Helper()
-	rows, err := w.env.Pool.Query(context.Background(), `
-		SELECT tx_id, seq, id, stream, version, type, data, metadata, occurred_at, recorded_at
-		FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint) ORDER BY tx_id, seq`, w.pos.Commit, int64(w.pos.Prepare))
-	require.NoError(w.t, err)
-	defer rows.Close()
-	var out []eventstore.Event
-	for rows.Next() {
-		var (
-			e          eventstore.Event
-			version    int64
-			data, meta []byte
-		)
-		require.NoError(w.t, rows.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &version, &e.Type, &data, &meta, &e.OccurredAt, &e.RecordedAt))
-		e.Version, e.Data = uint64(version), data
-		require.NoError(w.t, json.Unmarshal(meta, &e.Metadata))
-		w.pos = e.Position
-		out = append(out, e)
-	}
-	require.NoError(w.t, rows.Err())
-	return out
+	w.env.Apply(w.projectors()...)
 }
 
 func (w *world) actor(tenant string) commands.Actor {
@@ -413,4 +367,31 @@ func TestRelayPublishesInOrder(t *testing.T) {
 	require.Len(t, snap, 1)
 	require.NoError(t, json.Unmarshal([]byte(snap[0].Values["payload"].(string)), &env))
 	assert.Equal(t, segments.TypeSnapshot, env.Type)
+}
+
+func TestInvalidStoredDefinitionHoldsUpNothing(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	ann := w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Gold"}`)[0]
+	good := w.create("club-a", gold())
+	w.project()
+	// A definition a later release no longer accepts (a field since removed).
+	broken := uuid.New()
+	_, err := w.env.Pool.Exec(ctx, `INSERT INTO segments (tenant_id, id, version, name, type, rules, created_by, created_at, updated_at)
+VALUES ('club-a', $1, 1, 'Old', 'DYNAMIC', '{"combinator": "AND", "rules": [{"field": "shoeSize", "operator": "eq", "value": 9}]}', 'x', now(), now())`, broken)
+	require.NoError(t, err)
+
+	ann = w.env.Ingest("club-a", ann, "tier.changed", `{"memberId": 1, "fromTier": "Gold", "toTier": "Silver"}`)
+	w.project() // the broken segment does not stop the others
+	assert.Empty(t, w.members("club-a", good))
+
+	r := &segments.Refresher{Pool: w.env.Pool}
+	_, err = r.Refresh(ctx, "club-a", broken)
+	var bad segment.ErrInvalid
+	require.ErrorAs(t, err, &bad)
+	assert.Contains(t, bad, "rules[0].field")
+	n, _, err := (&segments.Job{Refresher: r}).RunOnce(ctx)
+	require.NoError(t, err, "the schedule goes on past it")
+	assert.Equal(t, 1, n)
 }

@@ -141,17 +141,17 @@ ORDER BY s.created_at DESC, s.id DESC LIMIT $5`, tenant, typ, at, aid, limit+1)
 
 // Member is a segment member with a summary of the profile.
 type Member struct {
-	CustomerID         uuid.UUID `json:"customerId"`
-	Since              time.Time `json:"since" doc:"when the profile entered the segment"`
-	DisplayName        *string   `json:"displayName"`
-	Email              *string   `json:"email"`
-	PhoneNumber        *string   `json:"phoneNumber"`
-	Status             string    `json:"status"`
-	LifecycleStage     string    `json:"lifecycleStage"`
-	MembershipTier     *string   `json:"membershipTier"`
-	MessagingContactID *string   `json:"messagingContactId"`
-	EngagementScore    *float64  `json:"engagementScore"`
-	ChurnRiskScore     *float64  `json:"churnRiskScore"`
+	CustomerID         uuid.UUID  `json:"customerId"`
+	Since              *time.Time `json:"since,omitempty" doc:"when the profile entered the segment (absent in a preview)"`
+	DisplayName        *string    `json:"displayName"`
+	Email              *string    `json:"email"`
+	PhoneNumber        *string    `json:"phoneNumber"`
+	Status             string     `json:"status"`
+	LifecycleStage     string     `json:"lifecycleStage"`
+	MembershipTier     *string    `json:"membershipTier"`
+	MessagingContactID *string    `json:"messagingContactId"`
+	EngagementScore    *float64   `json:"engagementScore"`
+	ChurnRiskScore     *float64   `json:"churnRiskScore"`
 }
 
 const selectMember = `c.id, c.display_name, c.email, c.phone_number, c.status, c.lifecycle_stage, c.membership_tier,
@@ -195,7 +195,8 @@ ORDER BY sm.customer_id LIMIT $4`, tenant, id, after, limit+1)
 		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Member, error) {
 			var since time.Time
 			m, err := scanMember(row, &since)
-			m.Since = since.UTC()
+			since = since.UTC()
+			m.Since = &since
 			return m, err
 		})
 		return err

@@ -2,6 +2,7 @@ package segments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/adapters/postgres"
+	"github.com/clubcrm/crm/domain/segment"
 )
 
 // Result is what a full refresh did: POST /segments/{id}/refresh answers it.
@@ -136,8 +138,13 @@ WHERE deleted_at IS NULL AND type <> 'STATIC' ORDER BY tenant_id, id`)
 		}
 		for _, k := range keys {
 			res, err := r.Refresh(ctx, k.tenant, k.id)
+			var bad segment.ErrInvalid
 			if IsNotFound(err) {
 				continue // deleted meanwhile
+			}
+			if errors.As(err, &bad) {
+				// Left as it is (see loadLive); the others go on.
+				continue
 			}
 			if err != nil {
 				return fmt.Errorf("tenant %s: %w", k.tenant, err)

@@ -56,31 +56,35 @@ func (r *Relay) Run(ctx context.Context) error {
 	if poll <= 0 {
 		poll = DefaultRelayPoll
 	}
+	var lastSweep time.Time
 	for ctx.Err() == nil {
-		led, err := postgres.Leading(ctx, r.Pool, RelayLockKey, func(*pgx.Conn) error {
-			lastSweep := time.Time{}
+		n := 0
+		_, err := postgres.Leading(ctx, r.Pool, RelayLockKey, func(conn *pgx.Conn) error {
+			// Drain what is pending while leading, on the lock's own
+			// connection; let go when nothing is, so a standby can lead.
 			for ctx.Err() == nil {
-				n, err := r.RelayOnce(ctx)
+				k, err := r.relay(ctx, conn)
 				if err != nil {
 					return err
 				}
-				if time.Since(lastSweep) > time.Minute {
-					if err := r.sweep(ctx); err != nil {
-						return err
-					}
-					lastSweep = time.Now()
+				n += k
+				if k == 0 {
+					break
 				}
-				if n == 0 {
-					sleepCtx(ctx, poll)
-				}
+			}
+			if time.Since(lastSweep) > time.Minute {
+				lastSweep = time.Now()
+				return r.sweep(ctx, conn)
 			}
 			return nil
 		})
 		if err != nil && ctx.Err() == nil {
 			r.log().Warn("segment outbox relay failed; retrying", slog.Any("error", err))
-		}
-		if !led || err != nil {
 			sleepCtx(ctx, time.Second)
+			continue
+		}
+		if n == 0 {
+			sleepCtx(ctx, poll)
 		}
 	}
 	return nil
@@ -89,11 +93,20 @@ func (r *Relay) Run(ctx context.Context) error {
 // RelayOnce publishes the oldest unpublished rows, at most Batch, and
 // answers how many.
 func (r *Relay) RelayOnce(ctx context.Context) (int, error) {
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Release()
+	return r.relay(ctx, conn.Conn())
+}
+
+func (r *Relay) relay(ctx context.Context, conn *pgx.Conn) (int, error) {
 	batch := r.Batch
 	if batch <= 0 {
 		batch = DefaultRelayBatch
 	}
-	rows, err := r.Pool.Query(ctx, `SELECT id, topic, message_id, type, tenant_id, payload FROM `+OutboxTable+`
+	rows, err := conn.Query(ctx, `SELECT id, topic, message_id, type, tenant_id, payload FROM `+OutboxTable+`
 WHERE published_at IS NULL ORDER BY id LIMIT $1`, batch)
 	if err != nil {
 		return 0, fmt.Errorf("read segment outbox: %w", err)
@@ -148,19 +161,19 @@ WHERE published_at IS NULL ORDER BY id LIMIT $1`, batch)
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	if _, err := r.Pool.Exec(ctx, `UPDATE `+OutboxTable+` SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
+	if _, err := conn.Exec(ctx, `UPDATE `+OutboxTable+` SET published_at = now() WHERE id = ANY($1)`, ids); err != nil {
 		return 0, fmt.Errorf("mark segment outbox published: %w", err)
 	}
 	return len(ids), nil
 }
 
 // sweep deletes rows published more than Keep ago.
-func (r *Relay) sweep(ctx context.Context) error {
+func (r *Relay) sweep(ctx context.Context, conn *pgx.Conn) error {
 	keep := r.Keep
 	if keep <= 0 {
 		keep = DefaultRelayKeep
 	}
-	if _, err := r.Pool.Exec(ctx, `DELETE FROM `+OutboxTable+` WHERE published_at < now() - make_interval(secs => $1)`, keep.Seconds()); err != nil {
+	if _, err := conn.Exec(ctx, `DELETE FROM `+OutboxTable+` WHERE published_at < now() - make_interval(secs => $1)`, keep.Seconds()); err != nil {
 		return fmt.Errorf("sweep segment outbox: %w", err)
 	}
 	return nil

@@ -34,6 +34,7 @@ type Env struct {
 
 	causes int
 	pos    eventstore.Position // of the last event projected
+	all    eventstore.Position // of the last event Apply applied
 }
 
 // New answers an Env on a fresh database.
@@ -212,12 +213,18 @@ func (e *Env) Project(size int) {
 // before it returns, so nothing can still slip in before what is read.
 func (e *Env) readLog() []eventstore.Event {
 	e.T.Helper()
+	return e.read(&e.pos, customers.Projector{}.Filter())
+}
+
+// read answers the events after *from that pass filter, in log order, and
+// moves *from past every event read.
+func (e *Env) read(from *eventstore.Position, filter eventstore.Filter) []eventstore.Event {
+	e.T.Helper()
 	rows, err := e.Pool.Query(context.Background(), `
 		SELECT tx_id, seq, id, stream, version, type, data, metadata, occurred_at, recorded_at
-		FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint) ORDER BY tx_id, seq`, e.pos.Commit, int64(e.pos.Prepare))
+		FROM events WHERE (tx_id, seq) > ($1::xid8, $2::bigint) ORDER BY tx_id, seq`, from.Commit, int64(from.Prepare))
 	e.check(err)
 	defer rows.Close()
-	filter := customers.Projector{}.Filter()
 	var out []eventstore.Event
 	for rows.Next() {
 		var ev eventstore.Event
@@ -230,13 +237,39 @@ func (e *Env) readLog() []eventstore.Event {
 		}
 		e.check(json.Unmarshal(meta, &ev.Metadata))
 		ev.OccurredAt, ev.RecordedAt = ev.OccurredAt.UTC(), ev.RecordedAt.UTC()
-		e.pos = ev.Position
+		*from = ev.Position
 		if filter.Match(ev) {
 			out = append(out, ev)
 		}
 	}
 	e.check(rows.Err())
 	return out
+}
+
+// Apply runs projectors, in the order given, over every event of the log
+// (of any stream) appended since the last Apply, each projector in one
+// transaction with the events its filter passes: the order the runtime's
+// Follower wait guarantees when a later projector follows an earlier one.
+func (e *Env) Apply(ps ...projections.Projector) {
+	e.T.Helper()
+	ctx := context.Background()
+	evs := e.read(&e.all, eventstore.Filter{})
+	for _, p := range ps {
+		var matching []eventstore.Event
+		for _, ev := range evs {
+			if p.Filter().Match(ev) {
+				matching = append(matching, ev)
+			}
+		}
+		if len(matching) == 0 {
+			continue
+		}
+		tables := projections.Tables{}
+		for _, t := range p.Tables() {
+			tables[t] = t
+		}
+		e.check(pgx.BeginFunc(ctx, e.Pool, func(tx pgx.Tx) error { return p.Apply(ctx, tx, tables, matching) }))
+	}
 }
 
 // ApplyBatch applies events with the projector in one transaction.

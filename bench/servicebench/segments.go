@@ -1,0 +1,152 @@
+package servicebench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/clubcrm/crm/adapters/auth"
+	"github.com/clubcrm/crm/bench/population"
+)
+
+// exampleSegment is the specification's example segment (section 8,
+// "Active Golfers - Low Handicap"), as staff would post it.
+const exampleSegment = `{"name": "Active Golfers - Low Handicap", "type": "DYNAMIC", "combinator": "AND", "rules": [
+	{"field": "membershipStatus", "operator": "eq", "value": "ACTIVE"},
+	{"field": "membershipTier", "operator": "in", "value": ["Gold", "Platinum"]},
+	{"field": "handicap", "operator": "lt", "value": 15},
+	{"field": "bookingCount30d", "operator": "gte", "value": 2},
+	{"field": "engagementScore", "operator": "gte", "value": 50},
+	{"field": "emailOptIn", "operator": "eq", "value": true}]}`
+
+// latencySegment holds the members the event → visible figure gives a
+// tier of their own ("L<n>"): each of those events moves its member into
+// it, which times event → membership change.
+const latencySegment = `{"name": "Bench latency", "type": "DYNAMIC", "rules": [
+	{"field": "membershipTier", "operator": "startsWith", "value": "L"}]}`
+
+// SegmentService is the service's side of the segment figures.
+type SegmentService struct {
+	// Segments is how many example segments were created: one per club,
+	// so that together they cover every profile.
+	Segments int `json:"segments"`
+	// Initial is from the first POST until the membership projector had
+	// computed every new segment (example and latency ones) whole.
+	InitialSeconds float64 `json:"initialSeconds"`
+	// Refresh is POST /segments/{id}/refresh of each club's example
+	// segment, one after another over HTTP; RefreshAll their sum: the
+	// example segment refreshed over every profile.
+	Refresh           Latency `json:"refresh"`
+	RefreshAllSeconds float64 `json:"refreshAllSeconds"`
+	// DatabaseSeconds sums the durationMs the refreshes answered.
+	DatabaseSeconds float64 `json:"databaseSeconds"`
+	Members         int64   `json:"members"`
+}
+
+// segmentAdmin answers a crm:admin token of tenant.
+func (b *bench) segmentAdmin(tenant string) (string, error) {
+	return auth.Mint([]byte(b.serveEnv.jwtSecret), auth.Principal{Subject: "crmbench", Tenant: tenant, Roles: []string{auth.RoleAdmin}},
+		12*time.Hour, time.Now())
+}
+
+// post sends a JSON body and decodes the answer into out.
+func (b *bench) post(ctx context.Context, srv *server, tok, path, body string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.url(path), bytes.NewBufferString(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2000))
+		return fmt.Errorf("POST %s: %s: %s", path, resp.Status, msg)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// segmentService creates the example and latency segments in every club,
+// waits for their first membership, then times refreshing each club's
+// example segment.
+func (b *bench) segmentService(ctx context.Context, srv *server) (SegmentService, error) {
+	var res SegmentService
+	type created struct {
+		tenant, token string
+		example       uuid.UUID
+	}
+	var clubs []created
+	began := time.Now()
+	for c := range b.pop.Clubs {
+		t := population.ClubTenant(c)
+		tok, err := b.segmentAdmin(t)
+		if err != nil {
+			return res, err
+		}
+		var ex, lat struct {
+			ID uuid.UUID `json:"id"`
+		}
+		if err := b.post(ctx, srv, tok, "/api/v1/segments", exampleSegment, &ex); err != nil {
+			return res, err
+		}
+		if err := b.post(ctx, srv, tok, "/api/v1/segments", latencySegment, &lat); err != nil {
+			return res, err
+		}
+		clubs = append(clubs, created{tenant: t, token: tok, example: ex.ID})
+		b.latencySegments = append(b.latencySegments, lat.ID)
+	}
+	res.Segments = len(clubs)
+	want := int64(2 * len(clubs))
+	for {
+		var done int64
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM segment_state WHERE refreshed_at IS NOT NULL`).Scan(&done); err != nil {
+			return res, fmt.Errorf("segment state: %w", err)
+		}
+		if done >= want {
+			break
+		}
+		if time.Since(began) > 15*time.Minute {
+			return res, fmt.Errorf("segments: %d of %d computed after 15 minutes", done, want)
+		}
+		if err := srv.alive(); err != nil {
+			return res, err
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return res, err
+		}
+	}
+	res.InitialSeconds = time.Since(began).Seconds()
+	b.log.Info("segments created and computed", slog.Int("segments", int(want)), slog.Float64("seconds", res.InitialSeconds))
+
+	var times []time.Duration
+	all := time.Now()
+	for _, c := range clubs {
+		var out struct {
+			Total      int64 `json:"total"`
+			DurationMs int64 `json:"durationMs"`
+		}
+		t := time.Now()
+		if err := b.post(ctx, srv, c.token, "/api/v1/segments/"+c.example.String()+"/refresh", "", &out); err != nil {
+			return res, err
+		}
+		times = append(times, time.Since(t))
+		res.Members += out.Total
+		res.DatabaseSeconds += float64(out.DurationMs) / 1000
+	}
+	res.RefreshAllSeconds = time.Since(all).Seconds()
+	res.Refresh = summarize(times)
+	b.log.Info("segment refresh measured", slog.Float64("allClubsSeconds", res.RefreshAllSeconds), slog.String("perClub", res.Refresh.String()))
+	return res, nil
+}

@@ -120,6 +120,9 @@ type Report struct {
 	GOMAXPROCS      int       `json:"gomaxprocs"`
 	GoVersion       string    `json:"goVersion"`
 	PostgresVersion string    `json:"postgresVersion"`
+	// PostgresSettings are the server settings the figures depend on most
+	// (memory, WAL, checkpoints): docs/performance.md says which were used.
+	PostgresSettings map[string]string `json:"postgresSettings"`
 	GitCommit       string    `json:"gitCommit"`
 	GitDirty        bool      `json:"gitDirty"`
 	// Load averages before and after the run: figures taken on a busy
@@ -203,11 +206,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 		LoadBefore: loadAvg(),
 	}
 	var err error
-	if rep.PostgresVersion, err = serverVersion(ctx, env.ServerURL); err != nil {
+	if rep.PostgresVersion, rep.PostgresSettings, err = serverVersion(ctx, env.ServerURL); err != nil {
 		return rep, err
 	}
-	fmt.Fprintf(stdout, "crmbench %s: %d CPUs (load %s), %s, PostgreSQL %s, commit %.12s%s\n\n",
+	fmt.Fprintf(stdout, "crmbench %s: %d CPUs (load %s), %s, PostgreSQL %s, commit %.12s%s\n",
 		label, rep.CPUs, rep.LoadBefore, rep.GoVersion, rep.PostgresVersion, rep.GitCommit, dirty(rep.GitDirty))
+	parts := make([]string, 0, len(benchSettings))
+	for _, name := range benchSettings {
+		parts = append(parts, name+"="+rep.PostgresSettings[name])
+	}
+	fmt.Fprintf(stdout, "PostgreSQL settings: %s\n\n", strings.Join(parts, " "))
 
 	var want []string
 	if *only != "" {
@@ -341,15 +349,27 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-func serverVersion(ctx context.Context, url string) (string, error) {
+// benchSettings are the server settings reported beside the figures.
+var benchSettings = []string{"shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_compression", "synchronous_commit",
+	"effective_cache_size", "work_mem", "maintenance_work_mem", "autovacuum"}
+
+func serverVersion(ctx context.Context, url string) (string, map[string]string, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return "", fmt.Errorf("connect: %w", err)
+		return "", nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(ctx)
 	var v string
 	if err := conn.QueryRow(ctx, "SHOW server_version").Scan(&v); err != nil {
-		return "", fmt.Errorf("server version: %w", err)
+		return "", nil, fmt.Errorf("server version: %w", err)
 	}
-	return v, nil
+	settings := map[string]string{}
+	for _, name := range benchSettings {
+		var val string
+		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&val); err != nil {
+			return "", nil, fmt.Errorf("server setting %s: %w", name, err)
+		}
+		settings[name] = val
+	}
+	return v, settings, nil
 }

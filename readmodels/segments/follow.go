@@ -91,31 +91,42 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 	if err != nil {
 		return err
 	}
+	// Segments created or redefined are recomputed whole, one by one; the
+	// others only for the profiles the batch touched, every statement sent
+	// in one round trip.
+	var full, partial []live
 	for _, l := range segs {
 		t := work[l.Tenant]
-		full := t.full[l.ID]
-		if !full && len(t.profiles) == 0 {
-			continue
+		switch {
+		case t.full[l.ID]:
+			full = append(full, l)
+		case len(t.profiles) > 0:
+			partial = append(partial, l)
 		}
-		if err := lock(ctx, tx, l.Tenant, l.ID); err != nil {
-			return err
-		}
-		if full {
-			start := time.Now()
-			c, err := refresh(ctx, tx, l, now, nil)
-			if err != nil {
-				return err
-			}
-			took := time.Since(start)
-			if err := record(ctx, tx, l.Tenant, l.ID, l.Version, c, ReasonRefresh, now, &took); err != nil {
-				return err
-			}
-			continue
-		}
-		c, err := refresh(ctx, tx, l, now, sortedKeys(t.profiles))
+	}
+	if err := lockAll(ctx, tx, append(append([]live{}, full...), partial...)); err != nil {
+		return err
+	}
+	for _, l := range full {
+		start := time.Now()
+		c, err := refresh(ctx, tx, l, now, nil)
 		if err != nil {
 			return err
 		}
+		took := time.Since(start)
+		if err := record(ctx, tx, l.Tenant, l.ID, l.Version, c, ReasonRefresh, now, &took); err != nil {
+			return err
+		}
+	}
+	changes, err := refreshMany(ctx, tx, partial, now, func(l live) []uuid.UUID { return sortedKeys(work[l.Tenant].profiles) })
+	if err != nil {
+		return err
+	}
+	for i, c := range changes {
+		if len(c.Added)+len(c.Removed) == 0 {
+			continue // nothing moved: no state to touch
+		}
+		l := partial[i]
 		if err := record(ctx, tx, l.Tenant, l.ID, l.Version, c, ReasonIncremental, now, nil); err != nil {
 			return err
 		}
@@ -135,6 +146,36 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 		}
 	}
 	return nil
+}
+
+// refreshMany recomputes the membership of only(l) in each of segs, the
+// statements pipelined in one batch.
+func refreshMany(ctx context.Context, tx pgx.Tx, segs []live, now time.Time, only func(live) []uuid.UUID) ([]Change, error) {
+	if len(segs) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	for _, l := range segs {
+		sql, args, err := refreshSQL(l, now, only(l))
+		if err != nil {
+			return nil, err
+		}
+		b.Queue(sql, args...)
+	}
+	br := tx.SendBatch(ctx, b)
+	out := make([]Change, len(segs))
+	for i, l := range segs {
+		c, err := scanChange(br.QueryRow(), l)
+		if err != nil {
+			br.Close()
+			return nil, err
+		}
+		out[i] = c
+	}
+	if err := br.Close(); err != nil {
+		return nil, fmt.Errorf("refresh %d segments: %w", len(segs), err)
+	}
+	return out, nil
 }
 
 // note records what event e touched.

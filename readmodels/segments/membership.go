@@ -131,6 +131,19 @@ func lock(ctx context.Context, q Querier, tenant string, id uuid.UUID) error {
 	return nil
 }
 
+// lockAll takes the locks of segments, in their order, in one statement.
+func lockAll(ctx context.Context, q Querier, segs []live) error {
+	tenants, ids := make([]string, len(segs)), make([]string, len(segs))
+	for i, l := range segs {
+		tenants[i], ids[i] = l.Tenant, l.ID.String()
+	}
+	if _, err := q.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('crm-segment:' || t || ':' || id, 0))
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(t, id, n) ORDER BY n`, tenants, ids); err != nil {
+		return fmt.Errorf("lock %d segments: %w", len(segs), err)
+	}
+	return nil
+}
+
 // Change is what one membership write did to a segment.
 type Change struct {
 	Added   []uuid.UUID `json:"-"`
@@ -151,6 +164,23 @@ const (
 // (the incremental path); without, the whole segment. The caller holds the
 // segment's lock and the transaction, and records the change.
 func refresh(ctx context.Context, q Querier, l live, now time.Time, only []uuid.UUID) (Change, error) {
+	sql, args, err := refreshSQL(l, now, only)
+	if err != nil {
+		return Change{}, err
+	}
+	return scanChange(q.QueryRow(ctx, sql, args...), l)
+}
+
+func scanChange(row pgx.Row, l live) (Change, error) {
+	var c Change
+	if err := row.Scan(&c.Total, &c.Added, &c.Removed); err != nil {
+		return Change{}, fmt.Errorf("refresh segment %s: %w", l.ID, err)
+	}
+	return c, nil
+}
+
+// refreshSQL answers refresh's statement and its arguments.
+func refreshSQL(l live, now time.Time, only []uuid.UUID) (string, []any, error) {
 	p := &params{}
 	tenant := p.add(l.Tenant) + "::text"
 	seg := p.add(l.ID) + "::uuid"
@@ -162,7 +192,7 @@ func refresh(ctx context.Context, q Querier, l live, now time.Time, only []uuid.
 	}
 	pred, n, err := l.predicate(p, now)
 	if err != nil {
-		return Change{}, fmt.Errorf("segment %s: %w", l.ID, err)
+		return "", nil, fmt.Errorf("segment %s: %w", l.ID, err)
 	}
 	total := "(SELECT count(*) FROM want)"
 	if only != nil {
@@ -183,11 +213,7 @@ func refresh(ctx context.Context, q Querier, l live, now time.Time, only []uuid.
 SELECT ` + total + `,
     coalesce((SELECT array_agg(customer_id ORDER BY customer_id) FROM added), '{}'),
     coalesce((SELECT array_agg(customer_id ORDER BY customer_id) FROM removed), '{}')`
-	var c Change
-	if err := q.QueryRow(ctx, sql, p.args...).Scan(&c.Total, &c.Added, &c.Removed); err != nil {
-		return Change{}, fmt.Errorf("refresh segment %s: %w", l.ID, err)
-	}
-	return c, nil
+	return sql, p.args, nil
 }
 
 // clear removes every member of a deleted segment.

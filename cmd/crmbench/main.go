@@ -123,8 +123,8 @@ type Report struct {
 	// PostgresSettings are the server settings the figures depend on most
 	// (memory, WAL, checkpoints): docs/performance.md says which were used.
 	PostgresSettings map[string]string `json:"postgresSettings"`
-	GitCommit       string    `json:"gitCommit"`
-	GitDirty        bool      `json:"gitDirty"`
+	GitCommit        string            `json:"gitCommit"`
+	GitDirty         bool              `json:"gitDirty"`
 	// Load averages before and after the run: figures taken on a busy
 	// machine are not comparable with those of an idle one.
 	LoadBefore string          `json:"loadBefore,omitempty"`

@@ -43,6 +43,9 @@ type IngestResult struct {
 	PeakRSS        int64              `json:"peakRssBytes"` // of crm serve during ingest
 	Scans          []TableScans       `json:"seqScans,omitempty"`
 	Raw            []RawRate          `json:"raw,omitempty"`
+	// FromEarlierRun: the service figure is the one the run that wrote
+	// the history logged (Config.Resume).
+	FromEarlierRun bool `json:"fromEarlierRun,omitempty"`
 }
 
 // RawRate is a raw PostgreSQL baseline of a rate and the service's ratio

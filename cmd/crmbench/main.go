@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -79,7 +80,9 @@ type Env struct {
 	Resume          string
 	Rebuild         []string
 	ParallelRebuild bool
-	Log             *slog.Logger
+	// ResumeIngest*: see servicebench.Config.
+	ResumeIngestPerSec, ResumeIngestSeconds float64
+	Log                                     *slog.Logger
 }
 
 type section struct {
@@ -98,6 +101,7 @@ var sections = []section{
 			Requests: env.Sizes.Requests, VisibleRate: 1000, VisibleSeconds: env.Sizes.VisibleSeconds,
 			Seed: population.DefaultSeed, ProfileDir: env.ProfileDir, LogDir: env.LogDir, KeepDB: env.KeepDB, CRM: env.CRM, Log: env.Log,
 			Resume: env.Resume, Rebuild: env.Rebuild, ParallelRebuild: env.ParallelRebuild,
+			ResumeIngestPerSec: env.ResumeIngestPerSec, ResumeIngestSeconds: env.ResumeIngestSeconds,
 		}, w)
 	}},
 }
@@ -162,6 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	resume := fs.String("resume", "", "resume on a database an earlier run kept (-keep-db) with the same sizes: skip the ingest and history phases, run the rebuild and the queries")
 	rebuild := fs.String("rebuild", "", "comma-separated projectors to rebuild (default: every one with a read model)")
 	parallel := fs.Bool("rebuild-parallel", false, "run the rebuilds at the same time, each in its own process")
+	resumeIngest := fs.String("resume-ingest", "", "with -resume: the earlier run's logged ingest figure as EVENTS_PER_SEC/SECONDS, shown beside a raw baseline measured again")
 	if err := fs.Parse(args); err != nil {
 		return Report{}, err
 	}
@@ -193,6 +198,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	}
 	if *rebuild != "" {
 		env.Rebuild = strings.Split(*rebuild, ",")
+	}
+	if *resumeIngest != "" {
+		rate, secs, ok := strings.Cut(*resumeIngest, "/")
+		var err1, err2 error
+		env.ResumeIngestPerSec, err1 = strconv.ParseFloat(rate, 64)
+		env.ResumeIngestSeconds, err2 = strconv.ParseFloat(secs, 64)
+		if !ok || err1 != nil || err2 != nil || *resume == "" {
+			return Report{}, fmt.Errorf("-resume-ingest: want EVENTS_PER_SEC/SECONDS with -resume, not %q", *resumeIngest)
+		}
 	}
 	rep := Report{
 		StartedAt:  time.Now().UTC(),

@@ -163,6 +163,40 @@ AND messaging_contact_id IS NOT NULL AND messaging_contact_id <> ''`, o.tenant, 
 	return out, int64(len(ids) - len(out)), nil
 }
 
+// stillIn answers the contacts of removed that no member left in the
+// segment has: a contact two profiles share stays while either is in.
+// The caller's transaction has already changed the membership.
+func (o outbox) stillIn(ctx context.Context, seg uuid.UUID, removed []string) ([]string, error) {
+	if len(removed) == 0 {
+		return removed, nil
+	}
+	rows, err := o.q.Query(ctx, `SELECT DISTINCT c.messaging_contact_id FROM `+MembersTable+` sm
+JOIN customers c ON c.tenant_id = sm.tenant_id AND c.id = sm.customer_id
+WHERE sm.tenant_id = $1 AND sm.segment_id = $2 AND c.messaging_contact_id = ANY($3)`, o.tenant, seg, removed)
+	if err != nil {
+		return nil, fmt.Errorf("contacts still in segment %s: %w", seg, err)
+	}
+	defer rows.Close()
+	kept := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("contacts still in segment %s: %w", seg, err)
+		}
+		kept[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("contacts still in segment %s: %w", seg, err)
+	}
+	out := removed[:0:0]
+	for _, k := range removed {
+		if !kept[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
 // diff writes a change as segment.diff messages for the Messaging sync:
 // each its own sequence number after seq, a contact in both lists (a
 // merge moved it from one profile to another) only added.
@@ -186,6 +220,9 @@ func (o outbox) diff(ctx context.Context, seg, snapshot uuid.UUID, seq int64, c 
 			gone[k] = true
 			removed = append(removed, k)
 		}
+	}
+	if removed, err = o.stillIn(ctx, seg, removed); err != nil {
+		return err
 	}
 	if len(added)+len(removed) == 0 {
 		return nil // nothing Messaging knows of changed

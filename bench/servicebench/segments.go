@@ -88,6 +88,7 @@ func (b *bench) segmentService(ctx context.Context, srv *server) (SegmentService
 		example       uuid.UUID
 	}
 	var clubs []created
+	var ids []uuid.UUID
 	began := time.Now()
 	for c := range b.pop.Clubs {
 		t := population.ClubTenant(c)
@@ -106,12 +107,13 @@ func (b *bench) segmentService(ctx context.Context, srv *server) (SegmentService
 		}
 		clubs = append(clubs, created{tenant: t, token: tok, example: ex.ID})
 		b.latencySegments = append(b.latencySegments, lat.ID)
+		ids = append(ids, ex.ID, lat.ID)
 	}
 	res.Segments = len(clubs)
-	want := int64(2 * len(clubs))
+	want := int64(len(ids))
 	for {
 		var done int64
-		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM segment_state WHERE refreshed_at IS NOT NULL`).Scan(&done); err != nil {
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM segment_state WHERE refreshed_at IS NOT NULL AND segment_id = ANY($1)`, ids).Scan(&done); err != nil {
 			return res, fmt.Errorf("segment state: %w", err)
 		}
 		if done >= want {

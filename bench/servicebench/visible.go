@@ -271,7 +271,7 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 		list = append(list, s)
 	}
 	rows, err = b.pool.Query(ctx, `SELECT metadata->>'causationId', recorded_at FROM events
-WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' LIKE 'visible-%'`, list)
+WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' LIKE 'visible-%' AND recorded_at >= $2`, list, began)
 	if err != nil {
 		return res, fmt.Errorf("visible: recorded times: %w", err)
 	}

@@ -160,6 +160,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	people := fs.Int("people", 0, "override the scale's number of people")
 	events := fs.Int("events", 0, "override the scale's number of upstream events")
 	ingestEvents := fs.Int("ingest-events", 0, "override how many events go through crm serve (the rest straight into the event store)")
+	requests := fs.Int("requests", 0, "override the scale's HTTP requests per query figure")
+	visibleSeconds := fs.Float64("visible-seconds", 0, "override how long the event → visible figure sends events")
 	strict := fs.Bool("strict", false, "exit non-zero when a performance target is missed")
 	keepDB := fs.Bool("keep-db", false, "keep the service section's scratch database (for EXPLAIN); its URL is logged")
 	crm := fs.String("crm", "", "run this crm binary instead of building one (build it with -tags crmbench for -profile)")
@@ -176,7 +178,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 		return Report{}, fmt.Errorf("unknown scale %q (smoke, small or large)", *scale)
 	}
 	label := *scale
-	if *people > 0 || *events > 0 || *ingestEvents > 0 {
+	if *people > 0 || *events > 0 || *ingestEvents > 0 || *requests > 0 || *visibleSeconds > 0 {
 		label += " (sizes overridden)"
 	}
 	if *people > 0 {
@@ -187,6 +189,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (Report, 
 	}
 	if *ingestEvents > 0 {
 		sizes.IngestEvents = *ingestEvents
+	}
+	if *requests > 0 {
+		sizes.Requests = *requests
+	}
+	if *visibleSeconds > 0 {
+		sizes.VisibleSeconds = *visibleSeconds
 	}
 	sizes.IngestEvents = min(sizes.IngestEvents, sizes.Events)
 

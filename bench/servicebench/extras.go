@@ -111,8 +111,11 @@ func (b *bench) timeline(ctx context.Context, srv *server, paths []string, raw *
 		cursor string
 		after  activities.Cursor
 	}
-	rows, err := b.pool.Query(ctx, `SELECT tenant_id, customer_id FROM activities GROUP BY tenant_id, customer_id
-HAVING count(*) > $1 ORDER BY tenant_id, customer_id`, TimelinePage)
+	// Profiles the customers read model holds (the API answers 404 for
+	// any other), with more than a page of activities.
+	rows, err := b.pool.Query(ctx, `SELECT a.tenant_id, a.customer_id FROM activities a
+WHERE EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = a.tenant_id AND c.id = a.customer_id)
+GROUP BY a.tenant_id, a.customer_id HAVING count(*) > $1 ORDER BY a.tenant_id, a.customer_id`, TimelinePage)
 	if err != nil {
 		return res, fmt.Errorf("profiles with a second page: %w", err)
 	}

@@ -84,16 +84,6 @@ func (c *profileCache) put(tenant string, p *customer.Profile) {
 	}
 }
 
-// len answers how many profiles are cached.
-func (c *profileCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
-
 // loadParallelism bounds the stream reads a batch runs at once: a few
 // connections' worth, leaving the pool to other work.
 const loadParallelism = 4

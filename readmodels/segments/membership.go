@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -296,12 +295,3 @@ func one(ctx context.Context, q Querier, tenant string, id uuid.UUID) (live, err
 
 // IsNotFound reports whether err says the segment does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, segment.ErrNotFound) }
-
-// uuidList renders ids for log lines.
-func uuidList(ids []uuid.UUID) string {
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = id.String()
-	}
-	return strings.Join(s, ",")
-}

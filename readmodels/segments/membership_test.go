@@ -382,7 +382,7 @@ func TestInvalidStoredDefinitionHoldsUpNothing(t *testing.T) {
 VALUES ('club-a', $1, 1, 'Old', 'DYNAMIC', '{"combinator": "AND", "rules": [{"field": "shoeSize", "operator": "eq", "value": 9}]}', 'x', now(), now())`, broken)
 	require.NoError(t, err)
 
-	ann = w.env.Ingest("club-a", ann, "tier.changed", `{"memberId": 1, "fromTier": "Gold", "toTier": "Silver"}`)
+	w.env.Ingest("club-a", ann, "tier.changed", `{"memberId": 1, "fromTier": "Gold", "toTier": "Silver"}`)
 	w.project() // the broken segment does not stop the others
 	assert.Empty(t, w.members("club-a", good))
 

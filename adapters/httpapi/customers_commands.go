@@ -166,12 +166,7 @@ func commandError(err error) error {
 	var bad commands.ErrInvalidSettings
 	switch {
 	case errors.As(err, &bad):
-		fields := make([]FieldError, 0, len(bad))
-		for f, reason := range bad {
-			fields = append(fields, FieldError{f, reason})
-		}
-		sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
-		return Invalid(fields...)
+		return Invalid(problemFields(bad)...)
 	case errors.Is(err, customer.ErrNotFound):
 		return NotFound("customer")
 	case errors.Is(err, customer.ErrSelfMerge):

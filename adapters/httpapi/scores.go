@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"sort"
 	"strconv"
 
 	"github.com/clubcrm/crm/adapters/auth"
@@ -86,12 +85,7 @@ func (a *API) RegisterScores(s ScoreEndpoints) {
 			v, err := s.Models.Put(r.Context(), act.Tenant, act.Subject, act.CommandID, m)
 			var bad commands.ErrInvalidModel
 			if errors.As(err, &bad) {
-				fields := make([]FieldError, 0, len(bad))
-				for f, reason := range bad {
-					fields = append(fields, FieldError{f, reason})
-				}
-				sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
-				return Invalid(fields...)
+				return Invalid(problemFields(bad)...)
 			}
 			if err != nil {
 				return err

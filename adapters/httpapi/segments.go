@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,7 +93,9 @@ func segmentError(err error) error {
 	return err
 }
 
-func problemFields(p map[string]string) []FieldError {
+// problemFields answers problems keyed by field path as FieldErrors in
+// path order.
+func problemFields[M ~map[string]string](p M) []FieldError {
 	fields := make([]FieldError, 0, len(p))
 	for f, reason := range p {
 		fields = append(fields, FieldError{f, reason})
@@ -130,7 +133,7 @@ func (a *API) RegisterSegments(s SegmentEndpoints) {
 		Response: List[segments.View]{}},
 		func(w http.ResponseWriter, r *http.Request) error {
 			typ := strings.ToUpper(r.URL.Query().Get("type"))
-			if typ != "" && !segmentType(typ) {
+			if typ != "" && !slices.Contains(segment.Types, segment.Type(typ)) {
 				return Invalid(FieldError{"type", "must be one of STATIC, DYNAMIC, SMART"})
 			}
 			p, err := ParsePage(r)
@@ -397,15 +400,6 @@ func (a *API) RegisterSegments(s SegmentEndpoints) {
 			WriteJSON(w, http.StatusOK, res)
 			return nil
 		})
-}
-
-func segmentType(s string) bool {
-	for _, t := range segment.Types {
-		if string(t) == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SegmentFields answers GET /segments/fields: what rules may use.

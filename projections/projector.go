@@ -66,6 +66,18 @@ type Follower interface {
 	After() []string
 }
 
+// IndexDeferrer is a projector whose Apply never reads through some of the
+// indexes of its tables: a rebuild drops them from the shadow tables and
+// builds each once after filling them, which costs a fraction of keeping
+// them up to date row by row (a GIN index above all). Only indexes that
+// enforce nothing may be deferred: a unique index or a primary key is
+// refused.
+type IndexDeferrer interface {
+	Projector
+	// DeferredIndexes names indexes of the live tables.
+	DeferredIndexes() []string
+}
+
 // Tables maps the names a projector declares in Tables to the physical
 // tables Apply must write: the same names while live, the shadow tables
 // while rebuilding.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/eventstore"
 )
@@ -42,6 +43,7 @@ type rebuild struct {
 	rt       *Runtime
 	rn       *runner
 	shadow   Tables
+	deferred map[string][]string // shadow table → its deferred indexes' definitions from USING on
 	pos      eventstore.Position
 	events   int64     // events read so far
 	applied  int64     // events applied so far
@@ -104,6 +106,9 @@ func (rb *rebuild) run(ctx context.Context, prog progress) error {
 	if err := rb.fill(ctx, prog); err != nil {
 		return err
 	}
+	if err := rb.buildIndexes(ctx); err != nil {
+		return err
+	}
 	if err := rb.swap(ctx); err != nil {
 		return fmt.Errorf("swap: %w", err)
 	}
@@ -121,6 +126,9 @@ func (rb *rebuild) prepare(ctx context.Context) error {
 		if err := createShadow(ctx, tx, t, rb.shadow[t]); err != nil {
 			return err
 		}
+	}
+	if err := rb.deferIndexes(ctx, tx); err != nil {
+		return err
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO projection_rebuilds (name, state) VALUES ($1, 'building')
 ON CONFLICT (name) DO UPDATE SET state = 'building', commit_position = 0, prepare_position = 0,
@@ -150,6 +158,21 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	if err != nil {
 		return err
 	}
+	conn, err := rb.rt.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	defer releaseAsync(conn)
+	// A shadow batch need not survive a crash of the server: the rebuild
+	// dies with its lock connection and the next one starts afresh. Not
+	// waiting for the WAL to reach the disk at every commit is therefore
+	// safe here, and is most of a small batch's commit.
+	if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
+		return fmt.Errorf("relax commits: %w", err)
+	}
+	// The next batch is read while this one is applied.
+	size := rebuildBatchFactor * rb.rn.batchSize
+	ahead := readAhead(ctx, rb.rt.store, rb.pos, size)
 	var waited time.Time
 	headAt := time.Now()
 	nextAnalyze := int64(firstAnalyze)
@@ -160,10 +183,11 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 			}
 			nextAnalyze = rb.events * 2
 		}
-		events, err := rb.rt.store.ReadAll(ctx, rb.pos, rb.rn.batchSize)
-		if err != nil {
-			return err
+		r := <-ahead
+		if r.err != nil {
+			return r.err
 		}
+		events := r.events
 		if len(events) == 0 {
 			if !rb.pos.Less(live) {
 				return nil
@@ -176,12 +200,14 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 			if !sleep(ctx, 100*time.Millisecond) {
 				return ctx.Err()
 			}
+			ahead = readAhead(ctx, rb.rt.store, rb.pos, size)
 			continue
 		}
 		if first == eventstore.Start {
 			first = events[0].Position
 		}
-		if err := rb.commitBatch(ctx, events); err != nil {
+		ahead = readAhead(ctx, rb.rt.store, events[len(events)-1].Position, size)
+		if err := rb.commitBatch(ctx, conn, events); err != nil {
 			return err
 		}
 		if time.Since(headAt) > time.Second {
@@ -192,6 +218,82 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 		}
 		prog.update(rb.events, doneShare(first, rb.pos, head))
 	}
+}
+
+// rebuildBatchFactor is how many live batches a rebuild applies in one
+// transaction: nothing waits on its transactions, so larger ones cost only
+// memory, and a projector that folds rows (customers) writes a row touched
+// several times in a batch once.
+const rebuildBatchFactor = 5
+
+type readResult struct {
+	events []eventstore.Event
+	err    error
+}
+
+// readAhead reads up to n events after from in the background.
+func readAhead(ctx context.Context, store eventstore.Store, from eventstore.Position, n int) <-chan readResult {
+	out := make(chan readResult, 1)
+	go func() {
+		events, err := store.ReadAll(ctx, from, n)
+		out <- readResult{events, err}
+	}()
+	return out
+}
+
+// releaseAsync gives conn back to its pool with the server's defaults, or
+// closes it when they cannot be restored.
+func releaseAsync(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "RESET synchronous_commit"); err != nil {
+		conn.Conn().Close(ctx) //nolint:errcheck // the pool drops a closed connection
+	}
+	conn.Release()
+}
+
+// deferIndexes drops the indexes the projector defers from the shadow
+// tables and notes how to build them again.
+func (rb *rebuild) deferIndexes(ctx context.Context, tx pgx.Tx) error {
+	d, ok := rb.rn.p.(IndexDeferrer)
+	if !ok {
+		return nil
+	}
+	names := d.DeferredIndexes()
+	seen := map[string]bool{}
+	rb.deferred = map[string][]string{}
+	for _, t := range sortedTables(rb.shadow) {
+		using, found, err := deferIndexes(ctx, tx, t, rb.shadow[t], names)
+		if err != nil {
+			return err
+		}
+		rb.deferred[rb.shadow[t]] = using
+		for _, n := range found {
+			seen[n] = true
+		}
+	}
+	for _, n := range names {
+		if !seen[n] {
+			return fmt.Errorf("deferred index %s is not an index of the projector's tables", n)
+		}
+	}
+	return nil
+}
+
+// buildIndexes builds the deferred indexes on the filled shadow tables.
+func (rb *rebuild) buildIndexes(ctx context.Context) error {
+	for _, t := range sortedTables(rb.shadow) {
+		shadow := rb.shadow[t]
+		for _, using := range rb.deferred[shadow] {
+			start := time.Now()
+			if _, err := rb.rt.pool.Exec(ctx, "CREATE INDEX ON "+ident(shadow)+using); err != nil {
+				return fmt.Errorf("build deferred index on %s%s: %w", shadow, using, err)
+			}
+			rb.rt.log.Info("deferred index built", "projector", rb.rn.name, "table", t, "index", using,
+				"took", time.Since(start).Round(time.Millisecond).String())
+		}
+	}
+	return nil
 }
 
 // firstAnalyze is how many events a rebuild applies before it first
@@ -218,9 +320,9 @@ func (rb *rebuild) analyze(ctx context.Context) error {
 // row past them. The row must be where this rebuild left it: a second
 // rebuild that took over (this one's lock connection having dropped) resets
 // it, and this one then stops instead of writing into its tables.
-func (rb *rebuild) commitBatch(ctx context.Context, events []eventstore.Event) error {
+func (rb *rebuild) commitBatch(ctx context.Context, conn *pgxpool.Conn, events []eventstore.Event) error {
 	to := events[len(events)-1].Position
-	tx, err := rb.rt.pool.Begin(ctx)
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -145,4 +146,50 @@ func queryStrings(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]st
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// deferIndexes drops from shadow the copies of live's indexes named in
+// names and answers how to build each again (the part of its definition
+// from USING on) and which of names live has.
+func deferIndexes(ctx context.Context, tx pgx.Tx, live, shadow string, names []string) (using, found []string, err error) {
+	rows, err := tx.Query(ctx, `
+SELECT i.relname, x.indisunique OR x.indisprimary, substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$')
+FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+WHERE x.indrelid = $1::regclass AND i.relname = ANY($2)
+ORDER BY i.relname`, ident(live), names)
+	if err != nil {
+		return nil, nil, fmt.Errorf("list deferred indexes of %s: %w", live, err)
+	}
+	type def struct {
+		name   string
+		unique bool
+		using  string
+	}
+	defs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (def, error) {
+		var d def
+		err := row.Scan(&d.name, &d.unique, &d.using)
+		return d, err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list deferred indexes of %s: %w", live, err)
+	}
+	copies, err := indexes(ctx, tx, shadow)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, d := range defs {
+		if d.unique {
+			return nil, nil, fmt.Errorf("index %s of %s enforces uniqueness: it cannot be deferred", d.name, live)
+		}
+		i := slices.IndexFunc(copies, func(c index) bool { return c.key == "falsefalse"+d.using })
+		if i < 0 {
+			return nil, nil, fmt.Errorf("shadow of %s has no copy of index %s", live, d.name)
+		}
+		if _, err := tx.Exec(ctx, "DROP INDEX "+ident(copies[i].name)); err != nil {
+			return nil, nil, fmt.Errorf("defer index %s of %s: %w", d.name, live, err)
+		}
+		copies = slices.Delete(copies, i, i+1)
+		using, found = append(using, d.using), append(found, d.name)
+	}
+	return using, found, nil
 }

@@ -61,13 +61,23 @@ func PairID(tenant string, a, b uuid.UUID) uuid.UUID {
 // stream.
 type Projector struct{}
 
-var _ projections.Projector = Projector{}
+var _ projections.IndexDeferrer = Projector{}
 
 // Name implements projections.Projector.
 func (Projector) Name() string { return Name }
 
 // Tables implements projections.Projector.
 func (Projector) Tables() []string { return []string{customersTable, duplicatesTable} }
+
+// DeferredIndexes implements projections.IndexDeferrer: Apply reads and
+// writes rows by primary key only, so a rebuild builds the listing, filter
+// and search indexes once at the end.
+func (Projector) DeferredIndexes() []string {
+	return []string{
+		"customers_created", "customers_lifecycle", "customers_status", "customers_tier", "customers_club",
+		"customers_tags", "customers_search", "customers_fuzzy", "customers_tagged", "duplicate_candidates_open",
+	}
+}
 
 // Filter implements projections.Projector.
 func (Projector) Filter() eventstore.Filter {

@@ -68,13 +68,18 @@ type Projector struct {
 	Clock func() time.Time
 }
 
-var _ projections.Projector = Projector{}
+var _ projections.IndexDeferrer = Projector{}
 
 // Name implements projections.Projector.
 func (Projector) Name() string { return Name }
 
 // Tables implements projections.Projector.
 func (Projector) Tables() []string { return []string{MetricsTable, DaysTable, CurrenciesTable} }
+
+// DeferredIndexes implements projections.IndexDeferrer: Apply reads and
+// writes rows by primary key only; the daily job's index is built once at
+// the end of a rebuild.
+func (Projector) DeferredIndexes() []string { return []string{"customer_metrics_due"} }
 
 // Filter implements projections.Projector.
 func (Projector) Filter() eventstore.Filter {

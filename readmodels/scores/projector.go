@@ -54,13 +54,21 @@ type Projector struct {
 	Clock  func() time.Time
 }
 
-var _ projections.Projector = Projector{}
+var _ projections.IndexDeferrer = Projector{}
 
 // Name implements projections.Projector.
 func (Projector) Name() string { return Name }
 
 // Tables implements projections.Projector.
 func (Projector) Tables() []string { return []string{Table} }
+
+// DeferredIndexes implements projections.IndexDeferrer: Apply reads and
+// writes rows by primary key only; the jobs' and filters' indexes are
+// built once at the end of a rebuild.
+func (Projector) DeferredIndexes() []string {
+	return []string{"customer_scores_due", "customer_scores_alert_due", "customer_scores_engagement",
+		"customer_scores_churn", "customer_scores_model"}
+}
 
 // Filter implements projections.Projector.
 func (Projector) Filter() eventstore.Filter {

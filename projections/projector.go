@@ -23,6 +23,8 @@
 // swaps them in within one transaction that holds the checkpoint row: it
 // applies the last events, renames the tables, drops the old ones and moves
 // the checkpoint, so readers see either the old read model or the new one.
+// Indexes a projector defers (IndexDeferrer) are built on the shadow tables
+// once they are filled, before the swap.
 package projections
 
 import (

@@ -57,14 +57,11 @@ func InTenant(ctx context.Context, db Beginner, tenant string, fn func(pgx.Tx) e
 	if tenant == "" {
 		return ErrNoTenant
 	}
-	tx, err := db.Begin(ctx)
+	tx, err := beginInTenant(ctx, db, tenant)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
-	if _, err := tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('crm.tenant_id', $2, true)`, TenantRole, tenant); err != nil {
-		return fmt.Errorf("bind tenant: %w", err)
-	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -73,3 +70,37 @@ func InTenant(ctx context.Context, db Beginner, tenant string, fn func(pgx.Tx) e
 	}
 	return nil
 }
+
+// txBeginner is satisfied by *pgxpool.Pool and *pgx.Conn, not by pgx.Tx.
+type txBeginner interface {
+	BeginTx(ctx context.Context, o pgx.TxOptions) (pgx.Tx, error)
+}
+
+// beginInTenant begins a transaction bound to tenant. Where it can, it
+// sends BEGIN and the binding as one simple-protocol query: a round trip
+// fewer on every API request (a profile GET is four otherwise). A tenant
+// id that would need more than doubled quotes to be a literal takes the
+// parameterised path.
+func beginInTenant(ctx context.Context, db Beginner, tenant string) (pgx.Tx, error) {
+	if b, ok := db.(txBeginner); ok && !strings.ContainsAny(tenant, "\\\x00") {
+		tx, err := b.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; SELECT set_config('role', " + literal(TenantRole) +
+			", true), set_config('crm.tenant_id', " + literal(tenant) + ", true)"})
+		if err != nil {
+			return nil, fmt.Errorf("begin in tenant: %w", err)
+		}
+		return tx, nil
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT set_config('role', $1, true), set_config('crm.tenant_id', $2, true)`, TenantRole, tenant); err != nil {
+		tx.Rollback(ctx) //nolint:errcheck // the bind error is the one to report
+		return nil, fmt.Errorf("bind tenant: %w", err)
+	}
+	return tx, nil
+}
+
+// literal quotes s as a standard SQL string literal; s holds no backslash
+// or NUL.
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

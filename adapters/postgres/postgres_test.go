@@ -69,3 +69,30 @@ func TestRowLevelSecurity(t *testing.T) {
 		assert.ErrorIs(t, err, postgres.ErrNoTenant)
 	})
 }
+
+// TestTenantBinding binds awkward tenant ids, through a pool (BEGIN and the
+// binding in one query) and through an open transaction (the parameterised
+// path), and checks the transaction sees exactly that id and role, and
+// nothing of them after it ends.
+func TestTenantBinding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool, _ := pgtest.New(t)
+	outer, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer outer.Rollback(ctx) //nolint:errcheck // test cleanup
+	for _, tenant := range []string{"club-a", "o'brien's club", `back\slash`, "'; DROP TABLE x; --", "ünïcode"} {
+		for name, db := range map[string]postgres.Beginner{"pool": pool, "transaction": outer} {
+			var role, bound string
+			err := postgres.InTenant(ctx, db, tenant, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `SELECT current_user, current_setting('crm.tenant_id')`).Scan(&role, &bound)
+			})
+			require.NoError(t, err, "%s: %q", name, tenant)
+			assert.Equal(t, postgres.TenantRole, role, "%s: %q", name, tenant)
+			assert.Equal(t, tenant, bound, "%s: %q", name, tenant)
+		}
+	}
+	var role string
+	require.NoError(t, pool.QueryRow(ctx, `SELECT current_user`).Scan(&role))
+	assert.NotEqual(t, postgres.TenantRole, role)
+}

@@ -289,7 +289,7 @@ func (b *batcher) process(ctx context.Context, batch []*item) {
 	if batch = valid; len(batch) == 0 {
 		return
 	}
-	res, err, panicked := b.call(ctx, batch)
+	res, panicked, err := b.call(ctx, batch)
 	switch {
 	case err == nil && panicked == nil:
 		for i, it := range batch {
@@ -343,7 +343,7 @@ func byStream(batch []*item) [][]*item {
 // log2(len(part)) quick failures more per stream.
 func (b *batcher) bisect(ctx context.Context, part []*item, known error) error {
 	if known == nil {
-		res, err, panicked := b.call(ctx, part)
+		res, panicked, err := b.call(ctx, part)
 		if err == nil && panicked == nil {
 			for i, it := range part {
 				b.answer(it, outcome{res: res[i]}, true)
@@ -387,7 +387,7 @@ func failure(err error, panicked *middleware.RecoveredPanicError) error {
 
 // call runs the handler on batch, turning a panic into an error the
 // poison queue treats as permanent (see permanent).
-func (b *batcher) call(ctx context.Context, batch []*item) (res []commands.Result, err error, panicked *middleware.RecoveredPanicError) {
+func (b *batcher) call(ctx context.Context, batch []*item) (res []commands.Result, panicked *middleware.RecoveredPanicError, err error) {
 	envs := make([]commands.Envelope, len(batch))
 	for i, it := range batch {
 		envs[i] = it.env
@@ -402,7 +402,7 @@ func (b *batcher) call(ctx context.Context, batch []*item) (res []commands.Resul
 	if err == nil && len(res) != len(batch) {
 		err = fmt.Errorf("the handler answered %d results for %d events", len(res), len(batch))
 	}
-	return res, err, nil
+	return res, nil, err
 }
 
 // answer hands a message its outcome; final ones settle it first, so the

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -70,6 +71,7 @@ type server struct {
 	done      chan struct{}
 	waitErr   error
 	log       *slog.Logger
+	rss       *rssWatch
 }
 
 // serveEnv is what a serve child runs with, beyond its HTTP address.
@@ -122,6 +124,7 @@ func startServe(ctx context.Context, e serveEnv, name string, log *slog.Logger) 
 		logFile.Close()
 		return nil, fmt.Errorf("start crm serve: %w", err)
 	}
+	s.rss = watchRSS(s.cmd.Process.Pid)
 	go func() {
 		s.waitErr = s.cmd.Wait()
 		logFile.Close()
@@ -171,15 +174,18 @@ func (s *server) alive() error {
 
 // peakRSS answers the child's peak resident set so far (VmHWM), in bytes.
 func (s *server) peakRSS() int64 {
-	return procStatusKB(s.cmd.Process.Pid, "VmHWM") * 1024
+	s.rss.sample()
+	return s.rss.peak.Load()
 }
 
 // stop asks the child to shut down (SIGTERM, as an orchestrator would),
-// kills it after 30 s, and answers its peak resident set in bytes.
+// kills it after 30 s, and answers its peak resident set in bytes while
+// it served.
 func (s *server) stop() int64 {
 	select {
 	case <-s.done:
 	default:
+		s.rss.sample()
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.done:
@@ -189,18 +195,56 @@ func (s *server) stop() int64 {
 			<-s.done
 		}
 	}
-	return maxRSS(s.cmd.ProcessState)
+	s.rss.close()
+	return s.rss.peak.Load()
 }
 
-// maxRSS answers a finished process's peak resident set in bytes.
-func maxRSS(ps *os.ProcessState) int64 {
-	if ps == nil {
-		return 0
+// rssWatch samples a child's peak resident set (VmHWM) every quarter
+// second until closed. The kernel's figure for a finished child (wait4's
+// ru_maxrss) cannot be used: Go starts children with vfork and exec, and
+// exec keeps the high-water mark of the memory it leaves, the harness's
+// own, so every crm was charged at least the harness's resident set (636
+// MiB for every process of the large run of 2026-12-05).
+type rssWatch struct {
+	pid  int
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func watchRSS(pid int) *rssWatch {
+	w := &rssWatch{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			w.sample()
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+// sample reads VmHWM now; once the process is gone it reads nothing.
+func (w *rssWatch) sample() {
+	if v := procStatusKB(w.pid, "VmHWM") * 1024; v > w.peak.Load() {
+		w.peak.Store(v)
 	}
-	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// close stops the sampling.
+func (w *rssWatch) close() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
 	}
-	return 0
+	<-w.done
 }
 
 // procStatusKB reads a "Name: N kB" line of /proc/<pid>/status.
@@ -234,11 +278,16 @@ func runCRM(ctx context.Context, e serveEnv, name string, args ...string) (int64
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+e.databaseURL, "CRM_EVENTSTORE=postgres", "CRM_LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = cmd.Run()
-	if err != nil {
-		return maxRSS(cmd.ProcessState), logPath, fmt.Errorf("crm %s: %w; its log:\n%s", strings.Join(args, " "), err, tail(logPath, 20))
+	if err := cmd.Start(); err != nil {
+		return 0, logPath, fmt.Errorf("crm %s: %w", strings.Join(args, " "), err)
 	}
-	return maxRSS(cmd.ProcessState), logPath, nil
+	rss := watchRSS(cmd.Process.Pid)
+	err = cmd.Wait()
+	rss.close()
+	if err != nil {
+		return rss.peak.Load(), logPath, fmt.Errorf("crm %s: %w; its log:\n%s", strings.Join(args, " "), err, tail(logPath, 20))
+	}
+	return rss.peak.Load(), logPath, nil
 }
 
 // tail answers the last n lines of a file, for error messages.

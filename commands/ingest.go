@@ -51,9 +51,6 @@ type Ingest struct {
 	Inbox    Inbox
 	Settings SettingsSource
 	Log      *slog.Logger
-	// Snapshots, when set, give profiles to load a head start (see
-	// Snapshots); nil folds every stream from its first event.
-	Snapshots Snapshots
 	// ProfileCacheSize bounds how many folded profiles are kept between
 	// batches (see profileCache): 0 means DefaultProfileCacheSize, a
 	// negative number none at all.
@@ -301,7 +298,7 @@ func (h *Ingest) attempt(ctx context.Context, settings map[string]identity.Setti
 			toLoad, reading[k] = append(toLoad, k), true
 		}
 	}
-	got, err := h.loadProfiles(ctx, toLoad, cautious)
+	got, err := h.loadProfiles(ctx, toLoad)
 	if err != nil {
 		return err
 	}

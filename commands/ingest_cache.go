@@ -3,9 +3,7 @@ package commands
 import (
 	"container/list"
 	"context"
-	"fmt"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -90,44 +88,13 @@ func (c *profileCache) put(tenant string, p *customer.Profile) {
 // connections' worth, leaving the pool to other work.
 const loadParallelism = 4
 
-// Snapshots answers folded profiles kept beside the event store: the
-// customers read model keeps each profile's fold with its version. Loading
-// a profile from one reads only the events after it (usually none) instead
-// of the whole stream, whose events lie scattered over the log (at a
-// million profiles, reading streams was the ingest's largest cost in the
-// database). Profiles answers, in the order of tenants and ids, each
-// profile exactly as the fold of the first Version events of its stream,
-// or nil where it keeps none. A snapshot that is behind only costs the
-// read of the events it lacks; one that is wrong cannot go unnoticed for
-// long, since the read model it comes from is that same fold.
-type Snapshots interface {
-	Profiles(ctx context.Context, tenants []string, ids []uuid.UUID) ([]*customer.Profile, error)
-}
-
 // loadProfiles folds the streams of ids concurrently, at most
 // loadParallelism at a time; the batch waits for the slowest anyway, and
-// one read at a time would cost a round trip per profile. Unless
-// cautious, each starts from its snapshot, when there is one.
-func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey, cautious bool) (map[profileKey]*customer.Profile, error) {
+// one read at a time would cost a round trip per profile.
+func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profileKey]*customer.Profile, error) {
 	out := make(map[profileKey]*customer.Profile, len(ids))
 	if len(ids) == 0 {
 		return out, nil
-	}
-	start := make(map[profileKey]*customer.Profile, len(ids))
-	if h.Snapshots != nil && !cautious {
-		tenants, uids := make([]string, len(ids)), make([]uuid.UUID, len(ids))
-		for i, k := range ids {
-			tenants[i], uids[i] = k.tenant, k.id
-		}
-		snaps, err := h.Snapshots.Profiles(ctx, tenants, uids)
-		if err != nil {
-			return nil, fmt.Errorf("load profile snapshots: %w", err)
-		}
-		for i, p := range snaps {
-			if p != nil && p.ID == ids[i].id && p.TenantID == ids[i].tenant {
-				start[ids[i]] = p
-			}
-		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -140,11 +107,7 @@ func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey, cautious bo
 	for range min(loadParallelism, len(ids)) {
 		wg.Go(func() {
 			for id := range next {
-				p := start[id]
-				if p == nil {
-					p = &customer.Profile{ID: id.id, TenantID: id.tenant}
-				}
-				p, err := foldFrom(ctx, h.Store, p, time.Time{})
+				p, err := LoadProfile(ctx, h.Store, id.tenant, id.id)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err

@@ -67,15 +67,9 @@ func LoadProfile(ctx context.Context, store eventstore.Store, tenant string, id 
 // LoadProfileAsOf folds a profile from the events recorded up to asOf (all
 // of them when asOf is zero): the profile as it stood at that instant.
 func LoadProfileAsOf(ctx context.Context, store eventstore.Store, tenant string, id uuid.UUID, asOf time.Time) (*customer.Profile, error) {
-	return foldFrom(ctx, store, &customer.Profile{ID: id, TenantID: tenant}, asOf)
-}
-
-// foldFrom folds into p, the fold of the first p.Version events of its
-// stream, the events after them recorded up to asOf (all when zero).
-func foldFrom(ctx context.Context, store eventstore.Store, p *customer.Profile, asOf time.Time) (*customer.Profile, error) {
-	tenant, id := p.TenantID, p.ID
+	p := &customer.Profile{ID: id, TenantID: tenant}
 	stream := customer.Stream(id)
-	for from := p.Version + 1; ; {
+	for from := uint64(1); ; {
 		evs, err := store.ReadStream(ctx, stream, from, loadPage)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
 			return p, nil

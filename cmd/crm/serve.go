@@ -103,10 +103,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 
 	index := &postgres.IdentityIndex{Pool: pool}
 	settings := &app.Settings{Store: store}
-	// The customers read model's folded profiles spare the ingest reading
-	// whole streams for profiles it has not kept (commands.Snapshots).
-	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log,
-		Snapshots: customers.Snapshots{DB: pool}}
+	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log}
 	wlog := watermill.NewSlogLogger(log)
 	// The publisher is never closed: redisstream's Close would close the
 	// shared Redis client, which serve closes itself.

@@ -31,10 +31,14 @@ type Config struct {
 	// SegmentRefresh is how often every rule-based segment is recomputed
 	// whole (events move membership at once; this catches time passing).
 	SegmentRefresh time.Duration
+	// MemoryLimit is the Go runtime's soft memory limit in bytes, 0 for
+	// none; GOMEMLIMIT, when set, wins (see applyMemoryLimit).
+	MemoryLimit int64
 
 	logLevel       string
 	roles          string
 	segmentRefresh string
+	memoryLimit    string
 
 	// Tests point ingestion at streams of their own; empty means the
 	// upstream services' streams (ingest.DefaultStreams).
@@ -85,6 +89,9 @@ var settings = []setting{
 	{"CRM_SEGMENT_REFRESH_INTERVAL", "segment-refresh-interval", "15m",
 		"how often the scheduler recomputes every DYNAMIC and SMART segment whole (Go duration, at least 1m)",
 		func(c *Config) *string { return &c.segmentRefresh }, checkInterval(time.Minute)},
+	{"CRM_MEMORY_LIMIT", "memory-limit", "200MiB",
+		"soft limit of the Go runtime's memory, as GOMEMLIMIT writes it (200MiB, 1GiB) or off; GOMEMLIMIT, when set, wins",
+		func(c *Config) *string { return &c.memoryLimit }, checkMemoryLimit},
 }
 
 // bindConfig adds the named settings' flags to fs, each defaulting to its
@@ -133,6 +140,7 @@ func bindConfig(fs *flag.FlagSet, cfg *Config, envs ...string) func() error {
 		cfg.LogLevel = parseLevel(cfg.logLevel)
 		cfg.Roles = splitList(cfg.roles)
 		cfg.SegmentRefresh, _ = time.ParseDuration(cfg.segmentRefresh)
+		cfg.MemoryLimit, _ = parseMemoryLimit(cfg.memoryLimit)
 		return nil
 	}
 }

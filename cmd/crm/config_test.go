@@ -85,3 +85,31 @@ func TestTokenCommand(t *testing.T) {
 	assert.Contains(t, err.Error(), "--tenant")
 	assert.Contains(t, err.Error(), `unknown role "crm:root"`)
 }
+
+func TestParseMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"200MiB", 200 << 20, true},
+		{"1GiB", 1 << 30, true},
+		{"512KiB", 512 << 10, true},
+		{"2TiB", 2 << 40, true},
+		{"1048576", 1 << 20, true},
+		{"4096B", 4096, true},
+		{"off", 0, true},
+		{"", 0, false},
+		{"0", 0, false},
+		{"-5MiB", 0, false},
+		{"200MB", 0, false},
+		{"1.5GiB", 0, false},
+		{"MiB", 0, false},
+		{"9999999999TiB", 0, false},
+	} {
+		got, err := parseMemoryLimit(tc.in)
+		if tc.ok != (err == nil) || got != tc.want {
+			t.Errorf("parseMemoryLimit(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

@@ -67,6 +67,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log := newLogger(os.Stderr, cfg.LogLevel)
 	slog.SetDefault(log)
+	applyMemoryLimit(cfg.MemoryLimit, log)
 	return serve(ctx, &cfg, log, nil)
 }
 

@@ -162,7 +162,7 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	if err != nil {
 		return fmt.Errorf("acquire: %w", err)
 	}
-	defer releaseAsync(conn)
+	defer releaseRelaxed(conn)
 	// A shadow batch need not survive a crash of the server: the rebuild
 	// dies with its lock connection and the next one starts afresh. Not
 	// waiting for the WAL to reach the disk at every commit is therefore
@@ -241,9 +241,9 @@ func readAhead(ctx context.Context, store eventstore.Store, from eventstore.Posi
 	return out
 }
 
-// releaseAsync gives conn back to its pool with the server's defaults, or
+// releaseRelaxed gives conn back to its pool with the server's defaults, or
 // closes it when they cannot be restored.
-func releaseAsync(conn *pgxpool.Conn) {
+func releaseRelaxed(conn *pgxpool.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := conn.Exec(ctx, "RESET synchronous_commit"); err != nil {

@@ -117,13 +117,15 @@ WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
 }
 
 type index struct {
-	name string
-	key  string // what the index is, whatever its table and name
+	name     string
+	enforces bool   // a primary key or unique index
+	using    string // its definition from USING on: how to build it on any table
+	key      string // what the index is, whatever its table and name
 }
 
 func indexes(ctx context.Context, tx pgx.Tx, table string) ([]index, error) {
 	rows, err := tx.Query(ctx, `
-SELECT i.relname, x.indisprimary::text || x.indisunique::text || coalesce(substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$'), '')
+SELECT i.relname, x.indisprimary, x.indisunique, coalesce(substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$'), '')
 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
 WHERE x.indrelid = $1::regclass ORDER BY i.relname`, ident(table))
 	if err != nil {
@@ -131,7 +133,10 @@ WHERE x.indrelid = $1::regclass ORDER BY i.relname`, ident(table))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (index, error) {
 		var ix index
-		err := row.Scan(&ix.name, &ix.key)
+		var primary, unique bool
+		err := row.Scan(&ix.name, &primary, &unique, &ix.using)
+		ix.enforces = primary || unique
+		ix.key = fmt.Sprint(primary, unique, ix.using)
 		return ix, err
 	})
 	if err != nil {
@@ -152,44 +157,30 @@ func queryStrings(ctx context.Context, tx pgx.Tx, sql string, args ...any) ([]st
 // names and answers how to build each again (the part of its definition
 // from USING on) and which of names live has.
 func deferIndexes(ctx context.Context, tx pgx.Tx, live, shadow string, names []string) (using, found []string, err error) {
-	rows, err := tx.Query(ctx, `
-SELECT i.relname, x.indisunique OR x.indisprimary, substring(pg_get_indexdef(x.indexrelid) FROM ' USING .*$')
-FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-WHERE x.indrelid = $1::regclass AND i.relname = ANY($2)
-ORDER BY i.relname`, ident(live), names)
+	originals, err := indexes(ctx, tx, live)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list deferred indexes of %s: %w", live, err)
-	}
-	type def struct {
-		name   string
-		unique bool
-		using  string
-	}
-	defs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (def, error) {
-		var d def
-		err := row.Scan(&d.name, &d.unique, &d.using)
-		return d, err
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("list deferred indexes of %s: %w", live, err)
+		return nil, nil, err
 	}
 	copies, err := indexes(ctx, tx, shadow)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, d := range defs {
-		if d.unique {
-			return nil, nil, fmt.Errorf("index %s of %s enforces uniqueness: it cannot be deferred", d.name, live)
+	for _, o := range originals {
+		if !slices.Contains(names, o.name) {
+			continue
 		}
-		i := slices.IndexFunc(copies, func(c index) bool { return c.key == "falsefalse"+d.using })
+		if o.enforces {
+			return nil, nil, fmt.Errorf("index %s of %s enforces uniqueness: it cannot be deferred", o.name, live)
+		}
+		i := slices.IndexFunc(copies, func(c index) bool { return c.key == o.key })
 		if i < 0 {
-			return nil, nil, fmt.Errorf("shadow of %s has no copy of index %s", live, d.name)
+			return nil, nil, fmt.Errorf("shadow of %s has no copy of index %s", live, o.name)
 		}
 		if _, err := tx.Exec(ctx, "DROP INDEX "+ident(copies[i].name)); err != nil {
-			return nil, nil, fmt.Errorf("defer index %s of %s: %w", d.name, live, err)
+			return nil, nil, fmt.Errorf("defer index %s of %s: %w", o.name, live, err)
 		}
 		copies = slices.Delete(copies, i, i+1)
-		using, found = append(using, d.using), append(found, d.name)
+		using, found = append(using, o.using), append(found, o.name)
 	}
 	return using, found, nil
 }

@@ -126,46 +126,78 @@ func (p *Profile) link(links []Link) {
 
 // applyUpstream copies the fields an upstream service owns. SCL owns names
 // and membership; TeeTime owns golf data and fills names SCL has not given;
-// Messaging owns consent.
+// Messaging owns consent. The rest (bookings, payments, messages,
+// competition entries) is activity: it moves no field of the profile.
 func (p *Profile) applyUpstream(v any) {
-	switch d := v.(type) {
-	case *Member:
-		setIf(&p.FirstName, d.FirstName)
-		setIf(&p.LastName, d.LastName)
-		setIf(&p.MembershipTier, d.MembershipTier)
-		setIf(&p.HomeClubID, d.HomeClubID)
-		if d.ExternalIDs != nil {
-			p.ExternalIDs = mergeExternal(p.ExternalIDs, *d.ExternalIDs)
-		}
-		if d.MembershipStatus != "" {
-			p.MembershipStatus = strings.ToUpper(d.MembershipStatus)
-			p.LifecycleStage, p.LifecycleByStaff = StageForMembership(p.MembershipStatus, p.LifecycleStage), false
-		} else if p.LifecycleStage == LifecycleGuest || p.LifecycleStage == LifecycleProspect {
-			// A membership record with no status is taken as a current one.
-			p.LifecycleStage = LifecycleMember
-		}
-	case *TierChange:
-		setIf(&p.MembershipTier, d.ToTier)
-	case *Player:
-		if p.FirstName == "" && p.LastName == "" {
-			p.FirstName, p.LastName = d.FirstName, d.LastName
-		}
-		if d.Handicap != nil {
-			h := *d.Handicap
-			p.Handicap = &h
-		}
-		setIf(&p.HomeClubID, d.HomeClubID)
-	case *HandicapChange:
-		if d.Handicap != nil {
-			h := *d.Handicap
-			p.Handicap = &h
-		}
-	case *Preference:
-		setBool(&p.EmailOptIn, d.EmailOptIn)
-		setBool(&p.SMSOptIn, d.SMSOptIn)
-		setBool(&p.PushOptIn, d.PushOptIn)
-		setBool(&p.WhatsAppOptIn, d.WhatsAppOptIn)
+	if f, ok := v.(fieldSource); ok {
+		f.fill(p)
 	}
+}
+
+// fieldSource is upstream data that sets a profile's own fields.
+type fieldSource interface{ fill(p *Profile) }
+
+func (d *Member) fill(p *Profile) {
+	setIf(&p.FirstName, d.FirstName)
+	setIf(&p.LastName, d.LastName)
+	setIf(&p.MembershipTier, d.MembershipTier)
+	setIf(&p.HomeClubID, d.HomeClubID)
+	if d.ExternalIDs != nil {
+		p.ExternalIDs = mergeExternal(p.ExternalIDs, *d.ExternalIDs)
+	}
+	if d.MembershipStatus != "" {
+		p.MembershipStatus = strings.ToUpper(d.MembershipStatus)
+		p.LifecycleStage, p.LifecycleByStaff = StageForMembership(p.MembershipStatus, p.LifecycleStage), false
+	} else if p.LifecycleStage == LifecycleGuest || p.LifecycleStage == LifecycleProspect {
+		// A membership record with no status is taken as a current one.
+		p.LifecycleStage = LifecycleMember
+	}
+}
+
+func (d *TierChange) fill(p *Profile) { setIf(&p.MembershipTier, d.ToTier) }
+
+func (d *Player) fill(p *Profile) {
+	if p.FirstName == "" && p.LastName == "" {
+		p.FirstName, p.LastName = d.FirstName, d.LastName
+	}
+	if d.Handicap != nil {
+		h := *d.Handicap
+		p.Handicap = &h
+	}
+	setIf(&p.HomeClubID, d.HomeClubID)
+}
+
+func (d *HandicapChange) fill(p *Profile) {
+	if d.Handicap != nil {
+		h := *d.Handicap
+		p.Handicap = &h
+	}
+}
+
+func (d *Preference) fill(p *Profile) {
+	setBool(&p.EmailOptIn, d.EmailOptIn)
+	setBool(&p.SMSOptIn, d.SMSOptIn)
+	setBool(&p.PushOptIn, d.PushOptIn)
+	setBool(&p.WhatsAppOptIn, d.WhatsAppOptIn)
+}
+
+// MovesFields reports whether an event of type typ can change a profile's
+// own fields beyond the version and updatedAt every event moves. Activity
+// (an upstream booking, payment, message or competition entry, or one staff
+// logged), notes and scoring alerts do not: they move what is computed from
+// the timeline (metrics, scores), not the profile. Readers that follow the
+// profile's fields (segment membership) skip the rest.
+func MovesFields(typ string) bool {
+	switch typ {
+	case TypeActivityRecorded, TypeNoteAdded, TypeNoteEdited, TypeNoteDeleted,
+		TypeChurnRiskRaised, TypeChurnRiskCleared, TypeEngagementDropped:
+		return false
+	}
+	if IsUpstreamType(typ) {
+		_, ok := dataFor(typ).(fieldSource)
+		return ok
+	}
+	return true
 }
 
 // StageForMembership derives the lifecycle stage from an SCL membership

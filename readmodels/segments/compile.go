@@ -19,8 +19,16 @@ func (p *params) add(v any) string {
 	return "$" + strconv.Itoa(len(p.args))
 }
 
-// needs says which read models a predicate reads beside customers.
-type needs struct{ metrics, currency, scores bool }
+// needs says what a predicate reads beside the profile's own fields: the
+// read models joined to customers, the timeline (activity rules), and the
+// version and updatedAt every event moves.
+type needs struct{ metrics, currency, scores, activity, stamp bool }
+
+// fieldsOnly reports whether only events that move a profile's own fields
+// (customer.MovesFields) can change the predicate's answer for it.
+func (n needs) fieldsOnly() bool {
+	return !n.metrics && !n.currency && !n.scores && !n.activity && !n.stamp
+}
 
 func (n needs) from() string {
 	from := "customers c"
@@ -75,9 +83,9 @@ var columns = map[string]column{
 	"pushOptIn":             {expr: "c.push_opt_in"},
 	"whatsappOptIn":         {expr: "c.whatsapp_opt_in"},
 	"aliases":               {expr: "c.aliases"},
-	"version":               {expr: "c.version::float8"},
+	"version":               {expr: "c.version::float8", needs: needs{stamp: true}},
 	"createdAt":             {expr: "c.created_at"},
-	"updatedAt":             {expr: "c.updated_at"},
+	"updatedAt":             {expr: "c.updated_at", needs: needs{stamp: true}},
 	"mergedInto":            {expr: "c.merged_into::text"},
 }
 
@@ -162,6 +170,7 @@ func (c *compiler) field(f *segment.FieldCond) (string, error) {
 	c.needs.metrics = c.needs.metrics || col.needs.metrics
 	c.needs.currency = c.needs.currency || col.needs.currency
 	c.needs.scores = c.needs.scores || col.needs.scores
+	c.needs.stamp = c.needs.stamp || col.needs.stamp
 	x := col.expr
 	switch f.Field.Kind {
 	case segment.Tags:
@@ -271,6 +280,7 @@ func (c *compiler) aliases(x string, f *segment.FieldCond) string {
 // count stops one past the number the comparison names, so "at least 2"
 // reads at most 3 rows of the index, however busy the profile.
 func (c *compiler) activity(a *segment.ActivityCond) string {
+	c.needs.activity = true
 	where := []string{"a.tenant_id = c.tenant_id", "a.customer_id = c.id"}
 	if len(a.Types) > 0 {
 		where = append(where, "a.type = ANY("+c.p.add(a.Types)+"::text[])")

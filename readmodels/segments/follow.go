@@ -27,7 +27,10 @@ const MembershipName = "segment-membership"
 // profile a batch of events touched, it recomputes that profile's
 // membership of its tenant's segments (one statement per segment over just
 // those profiles); a segment created or redefined is recomputed whole, a
-// deleted one emptied. It reads the read models rules are written over, so
+// deleted one emptied. A segment whose rules read only the profile's own
+// fields is recomputed only for the profiles an event moved fields of
+// (customer.MovesFields): the bookings, payments and messages that make up
+// most of the traffic leave it alone. It reads the read models rules are written over, so
 // it follows their projectors (projections.Follower): a batch waits until
 // they have applied it.
 //
@@ -61,6 +64,7 @@ func (MembershipProjector) Filter() eventstore.Filter {
 // touched is what a batch did to one tenant.
 type touched struct {
 	profiles map[uuid.UUID]bool
+	moved    map[uuid.UUID]bool   // of profiles, those whose own fields may have changed
 	full     map[uuid.UUID]bool   // created or redefined: recompute whole
 	deleted  map[uuid.UUID]uint64 // segment id → its version at deletion
 }
@@ -75,7 +79,7 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 	for _, e := range events {
 		t := work[e.Metadata.TenantID]
 		if t == nil {
-			t = &touched{profiles: map[uuid.UUID]bool{}, full: map[uuid.UUID]bool{}, deleted: map[uuid.UUID]uint64{}}
+			t = &touched{profiles: map[uuid.UUID]bool{}, moved: map[uuid.UUID]bool{}, full: map[uuid.UUID]bool{}, deleted: map[uuid.UUID]uint64{}}
 			work[e.Metadata.TenantID] = t
 		}
 		if err := t.note(e); err != nil {
@@ -92,16 +96,28 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 		return err
 	}
 	// Segments created or redefined are recomputed whole, one by one; the
-	// others only for the profiles the batch touched, every statement sent
-	// in one round trip.
-	var full, partial []live
+	// others only for the profiles the batch touched that they can answer
+	// differently for, every statement sent in one round trip.
+	var (
+		full, partial []live
+		only          [][]uuid.UUID
+	)
 	for _, l := range segs {
 		t := work[l.Tenant]
-		switch {
-		case t.full[l.ID]:
+		if t.full[l.ID] {
 			full = append(full, l)
-		case len(t.profiles) > 0:
-			partial = append(partial, l)
+			continue
+		}
+		_, n, err := l.predicate(&params{}, now)
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", l.ID, err)
+		}
+		ids := t.profiles
+		if n.fieldsOnly() {
+			ids = t.moved
+		}
+		if len(ids) > 0 {
+			partial, only = append(partial, l), append(only, sortedKeys(ids))
 		}
 	}
 	if err := lockAll(ctx, tx, append(append([]live{}, full...), partial...)); err != nil {
@@ -118,7 +134,7 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 			return err
 		}
 	}
-	changes, err := refreshMany(ctx, tx, partial, now, func(l live) []uuid.UUID { return sortedKeys(work[l.Tenant].profiles) })
+	changes, err := refreshMany(ctx, tx, partial, now, only)
 	if err != nil {
 		return err
 	}
@@ -148,15 +164,15 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 	return nil
 }
 
-// refreshMany recomputes the membership of only(l) in each of segs, the
+// refreshMany recomputes the membership of only[i] in each segs[i], the
 // statements pipelined in one batch.
-func refreshMany(ctx context.Context, tx pgx.Tx, segs []live, now time.Time, only func(live) []uuid.UUID) ([]Change, error) {
+func refreshMany(ctx context.Context, tx pgx.Tx, segs []live, now time.Time, only [][]uuid.UUID) ([]Change, error) {
 	if len(segs) == 0 {
 		return nil, nil
 	}
 	b := &pgx.Batch{}
-	for _, l := range segs {
-		sql, args, err := refreshSQL(l, now, only(l))
+	for i, l := range segs {
+		sql, args, err := refreshSQL(l, now, only[i])
 		if err != nil {
 			return nil, err
 		}
@@ -187,13 +203,16 @@ func (t *touched) note(e eventstore.Event) error {
 			return nil
 		}
 		t.profiles[id] = true
+		if customer.MovesFields(e.Type) {
+			t.moved[id] = true
+		}
 		if e.Type == customer.TypeMerged {
 			// The source closes as MERGED: it leaves every segment.
 			var m customer.Merged
 			if err := json.Unmarshal(e.Data, &m); err != nil {
 				return fmt.Errorf("decode %s %s: %w", e.Type, e.ID, err)
 			}
-			t.profiles[m.SourceID] = true
+			t.profiles[m.SourceID], t.moved[m.SourceID] = true, true
 		}
 	case segment.Category:
 		id, ok := segment.StreamID(e.Stream)
@@ -213,7 +232,7 @@ func (t *touched) note(e eventstore.Event) error {
 			}
 			m := v.(*segment.MembersChanged)
 			for _, c := range append(append([]uuid.UUID{}, m.Added...), m.Removed...) {
-				t.profiles[c] = true
+				t.profiles[c], t.moved[c] = true, true
 			}
 		}
 	}

@@ -395,3 +395,62 @@ VALUES ('club-a', $1, 1, 'Old', 'DYNAMIC', '{"combinator": "AND", "rules": [{"fi
 	require.NoError(t, err, "the schedule goes on past it")
 	assert.Equal(t, 1, n)
 }
+
+// TestMembershipSkipsActivityForFieldRules: a segment whose rules read only
+// the profile's own fields is not recomputed for a profile whose events
+// only recorded activity, while one that reads a count is. To see which
+// statements ran, a projector between the read models and membership sets
+// every tier to Gold behind the customers projector's back: only the
+// profiles membership recomputes, or a full refresh, pick it up.
+func TestMembershipSkipsActivityForFieldRules(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	a := w.env.Register("club-a",
+		`{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Silver"}`,
+		`{"memberId": 2, "email": "ben@mail.com", "membershipTier": "Silver"}`)
+	ann, ben := a[0], a[1]
+	ann = w.env.Ingest("club-a", ann, "player.created", `{"playerId": "p-ann", "email": "ann@mail.com"}`)
+	ben = w.env.Ingest("club-a", ben, "player.created", `{"playerId": "p-ben", "email": "ben@mail.com"}`)
+	w.project()
+	tier := w.create("club-a", gold())
+	booked := w.create("club-a", segment.Definition{Name: "Booked", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Field: "bookingCount30d", Operator: segment.Gte, Value: raw(1)}}})
+	w.project()
+	require.Empty(t, w.members("club-a", tier))
+
+	ps := w.projectors()
+	project := func() {
+		t.Helper()
+		n := len(ps)
+		w.env.Apply(append(append(append([]projections.Projector{}, ps[:n-1]...), goldBehindTheBack{}), ps[n-1])...)
+	}
+	w.env.Ingest("club-a", ann, "teetime.booked", `{"playerId": "p-ann", "bookingId": "b-1"}`)
+	ben = w.env.Ingest("club-a", ben, "teetime.booked", `{"playerId": "p-ben", "bookingId": "b-2"}`)
+	project()
+	assert.Equal(t, ids(ann, ben), w.members("club-a", booked), "a booking recomputes a segment that counts bookings")
+	assert.Empty(t, w.members("club-a", tier), "a booking does not recompute a segment of profile fields")
+
+	w.env.Ingest("club-a", ben, "handicap.updated", `{"playerId": "p-ben", "handicap": 9.5}`)
+	project()
+	assert.Equal(t, ids(ben), w.members("club-a", tier), "an event that moves fields recomputes the profile")
+
+	res, err := (&segments.Refresher{Pool: w.env.Pool, Clock: w.clock}).Refresh(ctx, "club-a", tier)
+	require.NoError(t, err)
+	assert.Equal(t, 1, res.Added)
+	assert.Equal(t, ids(ann, ben), w.members("club-a", tier))
+}
+
+// goldBehindTheBack sets every profile's tier in the customers read model
+// to Gold, in the batch's transaction.
+type goldBehindTheBack struct{}
+
+func (goldBehindTheBack) Name() string     { return "gold-behind-the-back" }
+func (goldBehindTheBack) Tables() []string { return nil }
+func (goldBehindTheBack) Filter() eventstore.Filter {
+	return eventstore.Filter{Categories: []string{customer.Category}}
+}
+func (goldBehindTheBack) Apply(ctx context.Context, tx pgx.Tx, _ projections.Tables, _ []eventstore.Event) error {
+	_, err := tx.Exec(ctx, `UPDATE customers SET membership_tier = 'Gold'`)
+	return err
+}

@@ -3,11 +3,14 @@ package commands
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/clubcrm/crm/domain/customer"
+	"github.com/clubcrm/crm/eventstore"
 )
 
 // DefaultProfileCacheSize is how many folded profiles an Ingest keeps
@@ -88,13 +91,17 @@ func (c *profileCache) put(tenant string, p *customer.Profile) {
 // connections' worth, leaving the pool to other work.
 const loadParallelism = 4
 
-// loadProfiles folds the streams of ids concurrently, at most
-// loadParallelism at a time; the batch waits for the slowest anyway, and
-// one read at a time would cost a round trip per profile.
+// loadProfiles folds the streams of ids: in one read when the store reads
+// many streams at once (eventstore.StreamsReader), else concurrently, at
+// most loadParallelism at a time; the batch waits for the slowest anyway,
+// and one read at a time would cost a round trip per profile.
 func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profileKey]*customer.Profile, error) {
 	out := make(map[profileKey]*customer.Profile, len(ids))
 	if len(ids) == 0 {
 		return out, nil
+	}
+	if r, ok := h.Store.(eventstore.StreamsReader); ok {
+		return readProfiles(ctx, r, ids)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -132,6 +139,27 @@ func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profil
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// readProfiles folds the streams of ids from one read of them all.
+func readProfiles(ctx context.Context, r eventstore.StreamsReader, ids []profileKey) (map[profileKey]*customer.Profile, error) {
+	streams := make([]string, len(ids))
+	for i, id := range ids {
+		streams[i] = customer.Stream(id.id)
+	}
+	byStream, err := r.ReadStreams(ctx, streams)
+	if err != nil {
+		return nil, fmt.Errorf("load %d profiles: %w", len(ids), err)
+	}
+	out := make(map[profileKey]*customer.Profile, len(ids))
+	for i, id := range ids {
+		p, _, err := foldProfile(&customer.Profile{ID: id.id, TenantID: id.tenant}, byStream[streams[i]], time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		out[id] = p
 	}
 	return out, nil
 }

@@ -222,6 +222,31 @@ func TestIngestOneBatchManyTenants(t *testing.T) {
 	assert.Equal(t, 2*len(tenants), rows)
 }
 
+// oneByOne hides the store's multi-stream read, as a backend without one
+// (EventStoreDB) would: profiles load stream by stream.
+type oneByOne struct{ eventstore.Store }
+
+// TestIngestWithoutMultiStreamRead: a batch over a store that reads one
+// stream at a time decides what one over the multi-stream read does.
+func TestIngestWithoutMultiStreamRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, multi := e.store.(eventstore.StreamsReader)
+	require.True(t, multi, "the PostgreSQL store reads many streams at once")
+	e.ingest.Store = oneByOne{e.store}
+	e.ingest.ProfileCacheSize = -1
+	first := e.handle(t,
+		envelope("club-a", "member.created", `{"memberId": 1, "email": "ann@mail.com", "firstName": "Ann"}`),
+		envelope("club-a", "member.created", `{"memberId": 2, "email": "ben@mail.com", "firstName": "Ben"}`))
+	res := e.handle(t,
+		envelope("club-a", "player.created", `{"playerId": "p-1", "email": "ANN@mail.com"}`),
+		envelope("club-a", "tier.changed", `{"memberId": 2, "fromTier": "Silver", "toTier": "Gold"}`))
+	assert.Equal(t, *first[0].CustomerID, *res[0].CustomerID)
+	assert.Equal(t, *first[1].CustomerID, *res[1].CustomerID)
+	assert.Equal(t, "p-1", e.profile(t, "club-a", *res[0].CustomerID).TeeTimePlayerID)
+	assert.Equal(t, "Gold", e.profile(t, "club-a", *res[1].CustomerID).MembershipTier)
+}
+
 // TestIngestRaceOneProfile has 50 handlers see the same new person at the
 // same moment: exactly one profile comes out.
 func TestIngestRaceOneProfile(t *testing.T) {

@@ -77,25 +77,33 @@ func LoadProfileAsOf(ctx context.Context, store eventstore.Store, tenant string,
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", stream, err)
 		}
-		for _, e := range evs {
-			if e.Metadata.TenantID != tenant {
-				// Another tenant's profile answers as if it did not exist.
-				return &customer.Profile{ID: id, TenantID: tenant}, nil
-			}
-			if !asOf.IsZero() && e.RecordedAt.After(asOf) {
-				return p, nil
-			}
-			v, err := customer.Decode(e.Type, e.Data)
-			if err != nil {
-				return nil, fmt.Errorf("load %s version %d: %w", stream, e.Version, err)
-			}
-			p.Apply(v, e.RecordedAt)
-		}
-		if len(evs) < loadPage {
-			return p, nil
+		var done bool
+		if p, done, err = foldProfile(p, evs, asOf); err != nil || done || len(evs) < loadPage {
+			return p, err
 		}
 		from += uint64(len(evs))
 	}
+}
+
+// foldProfile applies evs, the next events of p's stream, to p, and answers
+// the profile and whether it is complete before the stream ends: at an
+// event recorded after asOf (when asOf is set), or at one of another
+// tenant, whose profile answers as one that does not exist.
+func foldProfile(p *customer.Profile, evs []eventstore.Event, asOf time.Time) (*customer.Profile, bool, error) {
+	for _, e := range evs {
+		if e.Metadata.TenantID != p.TenantID {
+			return &customer.Profile{ID: p.ID, TenantID: p.TenantID}, true, nil
+		}
+		if !asOf.IsZero() && e.RecordedAt.After(asOf) {
+			return p, true, nil
+		}
+		v, err := customer.Decode(e.Type, e.Data)
+		if err != nil {
+			return nil, true, fmt.Errorf("load %s version %d: %w", e.Stream, e.Version, err)
+		}
+		p.Apply(v, e.RecordedAt)
+	}
+	return p, false, nil
 }
 
 // cause names what made events happen, for their ids and metadata.

@@ -195,6 +195,16 @@ type Store interface {
 	Close() error
 }
 
+// StreamsReader is a Store that reads many whole streams in one call: a
+// command handler loading every aggregate a batch touches pays one round
+// trip instead of one per stream. Backends without it are read stream by
+// stream.
+type StreamsReader interface {
+	// ReadStreams answers every event of each of streams, oldest first, by
+	// stream. A stream that does not exist has no entry.
+	ReadStreams(ctx context.Context, streams []string) (map[string][]Event, error)
+}
+
 var (
 	// ErrConflict is wrapped by *ConflictError.
 	ErrConflict = errors.New("wrong expected version")

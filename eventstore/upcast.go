@@ -127,7 +127,31 @@ func (u *Upcasters) stamp(events []EventData) []EventData {
 // subscriptions) answers events upcast by reg, and every append stamps
 // events that carry no schema version with their type's newest.
 func Upcasting(store Store, reg *Upcasters) Store {
-	return &upcastingStore{Store: store, reg: reg}
+	u := &upcastingStore{Store: store, reg: reg}
+	if r, ok := store.(StreamsReader); ok {
+		return &upcastingStreams{upcastingStore: u, streams: r}
+	}
+	return u
+}
+
+// upcastingStreams is an upcasting store whose backend reads many streams
+// at once: it keeps that ability, upcast.
+type upcastingStreams struct {
+	*upcastingStore
+	streams StreamsReader
+}
+
+func (s *upcastingStreams) ReadStreams(ctx context.Context, streams []string) (map[string][]Event, error) {
+	byStream, err := s.streams.ReadStreams(ctx, streams)
+	if err != nil {
+		return nil, err
+	}
+	for stream, events := range byStream {
+		if byStream[stream], err = s.reg.upcastAll(events); err != nil {
+			return nil, err
+		}
+	}
+	return byStream, nil
 }
 
 type upcastingStore struct {

@@ -132,6 +132,18 @@ func TestUpcasting(t *testing.T) {
 		}
 	}
 
+	t.Run("read streams", func(t *testing.T) {
+		r, ok := store.(eventstore.StreamsReader)
+		require.True(t, ok, "the wrapper keeps the backend's multi-stream read")
+		got, err := r.ReadStreams(ctx, []string{"member-1", "member-2", "member-3", "member-absent"})
+		require.NoError(t, err)
+		require.Len(t, got, 3, "an absent stream has no entry")
+		for _, events := range got {
+			require.Len(t, events, 1)
+			check(t, events)
+		}
+	})
+
 	t.Run("read stream", func(t *testing.T) {
 		for stream := range want {
 			got, err := store.ReadStream(ctx, stream, 1, 10)

@@ -47,6 +47,8 @@ import (
 //	INGEST_BENCH_SECONDS  how long BenchmarkIngestLatency sends (10)
 //	INGEST_BENCH_BATCH    the consumer's BatchSize (its default)
 //	INGEST_BENCH_CPUPROFILE  file to write a CPU profile of the drain to
+//	INGEST_BENCH_PROFILE_CACHE  the handler's ProfileCacheSize (its default; -1: none, so every
+//	                      event about someone known reads their stream)
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -224,7 +226,8 @@ func BenchmarkIngestPipeline(b *testing.B) {
 		store := pgstore.New(pool)
 		b.Cleanup(func() { store.Close() })
 		idx := &postgres.IdentityIndex{Pool: pool}
-		h := &commands.Ingest{Store: store, Index: idx, Inbox: idx, Settings: fixedSettings{}, Log: testLogger(b)}
+		cache, _ := strconv.Atoi(os.Getenv("INGEST_BENCH_PROFILE_CACHE")) // negative: none
+		h := &commands.Ingest{Store: store, Index: idx, Inbox: idx, Settings: fixedSettings{}, Log: testLogger(b), ProfileCacheSize: cache}
 		stages := &stageTimes{}
 		index := timedIndex{h.Index.(*postgres.IdentityIndex), stages}
 		h.Store, h.Index, h.Inbox = timedStore{h.Store, stages}, index, index
@@ -430,6 +433,11 @@ type timedStore struct {
 func (s timedStore) ReadStream(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {
 	defer s.t.add("read", time.Now())
 	return s.Store.ReadStream(ctx, stream, from, limit)
+}
+
+func (s timedStore) ReadStreams(ctx context.Context, streams []string) (map[string][]eventstore.Event, error) {
+	defer s.t.add("read", time.Now())
+	return s.Store.(eventstore.StreamsReader).ReadStreams(ctx, streams)
 }
 
 func (s timedStore) AppendMulti(ctx context.Context, a []eventstore.Append) ([]eventstore.AppendResult, error) {

@@ -140,6 +140,24 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	return events, nil
 }
 
+// ReadStreams answers every event of each of streams, oldest first, by
+// stream, in one statement (eventstore.StreamsReader); a stream that does
+// not exist has no entry.
+func (s *Store) ReadStreams(ctx context.Context, streams []string) (map[string][]eventstore.Event, error) {
+	out := make(map[string][]eventstore.Event, len(streams))
+	if len(streams) == 0 {
+		return out, nil
+	}
+	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version`, streams)
+	if err != nil {
+		return nil, fmt.Errorf("read %d streams: %w", len(streams), err)
+	}
+	for _, e := range events {
+		out[e.Stream] = append(out[e.Stream], e)
+	}
+	return out, nil
+}
+
 // ReadStreamBackward answers up to limit events of stream from version from
 // (0 for the newest) back, newest first; a limit of zero or less means all.
 func (s *Store) ReadStreamBackward(ctx context.Context, stream string, from uint64, limit int) ([]eventstore.Event, error) {

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"AppendMulti", testAppendMulti},
 		{"ReadStream", testReadStream},
+		{"ReadStreams", testReadStreams},
 		{"RoundTrip", testRoundTrip},
 		{"GlobalOrder", testGlobalOrder},
 		{"Subscribe", testSubscribe},
@@ -390,6 +391,41 @@ func testReadStream(t *testing.T, s eventstore.Store) {
 		_, err = s.ReadStreamBackward(ctx, absent, 0, 10)
 		assert.ErrorIs(t, err, eventstore.ErrStreamNotFound)
 	})
+}
+
+// testReadStreams holds a backend that reads many streams at once to what
+// reading them one by one answers.
+func testReadStreams(t *testing.T, s eventstore.Store) {
+	r, ok := s.(eventstore.StreamsReader)
+	if !ok {
+		t.Skip("the backend reads streams one at a time")
+	}
+	ctx := ctxFor(t)
+	cat := newCategory("multi")
+	long, short, other, absent := newStream(cat), newStream(cat), newStream(cat), newStream(cat)
+	for i := 1; i <= 10; i += 5 { // two appends, so the stream spans commits
+		_, err := s.Append(ctx, long, eventstore.Any, events("Counted", i, 5)...)
+		require.NoError(t, err)
+	}
+	_, err := s.Append(ctx, short, eventstore.NoStream, event("Counted", 1))
+	require.NoError(t, err)
+	_, err = s.Append(ctx, other, eventstore.NoStream, event("Counted", 1))
+	require.NoError(t, err)
+
+	got, err := r.ReadStreams(ctx, []string{short, absent, long})
+	require.NoError(t, err)
+	assert.NotContains(t, got, absent, "a stream that does not exist has no entry")
+	assert.NotContains(t, got, other, "only the streams asked for")
+	for _, stream := range []string{long, short} {
+		want, err := s.ReadStream(ctx, stream, 1, 100)
+		require.NoError(t, err)
+		assert.Equal(t, want, got[stream], stream)
+	}
+	assert.Len(t, got[long], 10)
+
+	none, err := r.ReadStreams(ctx, nil)
+	require.NoError(t, err)
+	assert.Empty(t, none)
 }
 
 func testRoundTrip(t *testing.T, s eventstore.Store) {

@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -87,21 +89,31 @@ func (c *profileCache) put(tenant string, p *customer.Profile) {
 	}
 }
 
-// loadParallelism bounds the stream reads a batch runs at once: a few
+// loadParallelism bounds the reads a batch runs at once: a few
 // connections' worth, leaving the pool to other work.
 const loadParallelism = 4
 
-// loadProfiles folds the streams of ids: in one read when the store reads
-// many streams at once (eventstore.StreamsReader), else concurrently, at
-// most loadParallelism at a time; the batch waits for the slowest anyway,
-// and one read at a time would cost a round trip per profile.
+// loadProfiles folds the streams of ids, at most loadParallelism reads at
+// a time: over a store that reads many streams at once
+// (eventstore.StreamsReader), one statement per share of the ids, else one
+// per stream. One statement for them all would be the fewest, but the
+// rows of a profile's history lie on pages of their own, and one backend
+// reading six thousand of them took twice as long as four sharing them.
 func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profileKey]*customer.Profile, error) {
 	out := make(map[profileKey]*customer.Profile, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	load := func(ctx context.Context, share []profileKey) (map[profileKey]*customer.Profile, error) {
+		p, err := LoadProfile(ctx, h.Store, share[0].tenant, share[0].id)
+		return map[profileKey]*customer.Profile{share[0]: p}, err
+	}
+	size := 1
 	if r, ok := h.Store.(eventstore.StreamsReader); ok {
-		return readProfiles(ctx, r, ids)
+		load = func(ctx context.Context, share []profileKey) (map[profileKey]*customer.Profile, error) {
+			return readProfiles(ctx, r, share)
+		}
+		size = (len(ids) + loadParallelism - 1) / loadParallelism
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -109,28 +121,28 @@ func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profil
 		mu       sync.Mutex
 		firstErr error
 		wg       sync.WaitGroup
-		next     = make(chan profileKey)
+		next     = make(chan []profileKey)
 	)
 	for range min(loadParallelism, len(ids)) {
 		wg.Go(func() {
-			for id := range next {
-				p, err := LoadProfile(ctx, h.Store, id.tenant, id.id)
+			for share := range next {
+				got, err := load(ctx, share)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
 					cancel()
 				} else if err == nil {
-					out[id] = p
+					maps.Copy(out, got)
 				}
 				mu.Unlock()
 			}
 		})
 	}
-	for _, id := range ids {
+	for share := range slices.Chunk(ids, size) {
 		if ctx.Err() != nil {
 			break
 		}
-		next <- id
+		next <- share
 	}
 	close(next)
 	wg.Wait()

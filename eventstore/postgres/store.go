@@ -64,6 +64,7 @@ type Store struct {
 
 	hub      hub
 	notifier notifier
+	tail     tail
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -92,10 +93,17 @@ func WithChannel(name string) Option {
 	}
 }
 
+// WithTailSize sets how many of the newest events of the global log the
+// store keeps for its subscriptions to share (defaultTailSize; 0: none).
+func WithTailSize(n int) Option {
+	return func(s *Store) { s.tail.max = max(n, 0) }
+}
+
 // New answers a store on pool, which must reach a database migrated with the
 // service's migrations.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
 	s := &Store{pool: pool, poll: DefaultPollInterval, channel: DefaultChannel, copyFrom: defaultCopyFrom}
+	s.tail.max = defaultTailSize
 	for _, o := range opts {
 		o(s)
 	}
@@ -200,13 +208,27 @@ WHERE (tx_id, seq) > ($1::xid8, $2::bigint) AND ` + visible + `
 ORDER BY tx_id, seq LIMIT $3`
 
 // ReadAll answers up to limit events after position from in global order; a
-// limit of zero or less means all of them.
+// limit of zero or less means all of them. What the store's tail holds of
+// them comes from memory, the rest from the database. The events answered
+// share their Data with other readers: it is for reading only.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
-	events, err := s.query(ctx, sqlReadAll, from.Commit, int64(from.Prepare), sqlLimit(limit))
-	if err != nil {
-		return nil, fmt.Errorf("read all after %s: %w", from, err)
+	kept, next, _ := s.tail.after(from, limit)
+	if limit > 0 && len(kept) == limit {
+		return kept, nil
 	}
-	return events, nil
+	rest := limit
+	if limit > 0 {
+		rest -= len(kept)
+	}
+	events, err := s.query(ctx, sqlReadAll, next.Commit, int64(next.Prepare), sqlLimit(rest))
+	if err != nil {
+		return nil, fmt.Errorf("read all after %s: %w", next, err)
+	}
+	s.tail.keep(next, events)
+	if len(kept) == 0 {
+		return events, nil
+	}
+	return append(kept, events...), nil
 }
 
 // Head answers the position of the newest event readers can see.

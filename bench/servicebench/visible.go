@@ -162,6 +162,9 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 					if err := rows.Scan(&k.tenant, &k.id, &tier); err != nil {
 						mu.Unlock()
 						rows.Close()
+						if watchCtx.Err() != nil {
+							return nil
+						}
 						return fmt.Errorf("visible: look up: %w", err)
 					}
 					if tier == nil || !strings.HasPrefix(*tier, "L") {
@@ -190,6 +193,11 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 				mu.Unlock()
 				rows.Close()
 				if err := rows.Err(); err != nil {
+					// Stopped while a look-up was reading: a long one, when
+					// the service has fallen behind.
+					if watchCtx.Err() != nil {
+						return nil
+					}
 					return fmt.Errorf("visible: look up: %w", err)
 				}
 			}

@@ -51,9 +51,10 @@ func (t *tail) after(from eventstore.Position, limit int) (events []eventstore.E
 }
 
 // keep records events, which ReadAll answered as the events after from.
-// They extend the tail when they follow on from its last event, replace it
-// when they are newer than all of it, and are left out when they are older
-// (a reader catching up must not push out what the others are reading).
+// Those past the tail's last event extend it when the read began at or
+// before that event (a read is one unbroken run of the log); a read that
+// began past it replaces the tail; one that ended before it is left out (a
+// reader catching up must not push out what the others are reading).
 func (t *tail) keep(from eventstore.Position, events []eventstore.Event) {
 	if len(events) == 0 || t.max <= 0 {
 		return
@@ -63,13 +64,15 @@ func (t *tail) keep(from eventstore.Position, events []eventstore.Event) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch {
-	case len(t.events) > 0 && t.events[len(t.events)-1].Position == from:
-		t.events = append(t.events, events...)
-	case len(t.events) == 0 || t.events[len(t.events)-1].Position.Less(from):
+	if len(t.events) == 0 || t.events[len(t.events)-1].Position.Less(from) {
 		t.from, t.events = from, append([]eventstore.Event(nil), events...)
-	default:
-		return
+	} else {
+		last := t.events[len(t.events)-1].Position
+		i := sort.Search(len(events), func(i int) bool { return last.Less(events[i].Position) })
+		if i == len(events) {
+			return
+		}
+		t.events = append(t.events, events[i:]...)
 	}
 	// Trimmed to max once it holds twice that, into a new array, so the
 	// dropped events are not kept alive by the old one.

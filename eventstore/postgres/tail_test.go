@@ -58,7 +58,15 @@ func TestTail(t *testing.T) {
 	got, _, _ = tl.after(at(10), 0)
 	assert.Equal(t, []uint64{11, 12, 13, 14, 15, 16}, positions(got), "an older read leaves it alone")
 
-	tl.keep(at(16), run(16, 19))
+	tl.keep(at(5), run(5, 14))
+	got, _, _ = tl.after(at(10), 0)
+	assert.Equal(t, []uint64{11, 12, 13, 14, 15, 16}, positions(got), "a read that began before it and ends inside it adds nothing")
+
+	tl.keep(at(12), run(12, 17))
+	got, _, _ = tl.after(at(10), 0)
+	assert.Equal(t, []uint64{11, 12, 13, 14, 15, 16, 17}, positions(got), "a read that began inside it extends it past its end")
+
+	tl.keep(at(17), run(17, 19))
 	got, _, ok = tl.after(at(15), 0)
 	assert.True(t, ok)
 	assert.Equal(t, []uint64{16, 17, 18, 19}, positions(got), "trimmed to max once over twice that")

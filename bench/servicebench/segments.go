@@ -27,10 +27,15 @@ const exampleSegment = `{"name": "Active Golfers - Low Handicap", "type": "DYNAM
 	{"field": "emailOptIn", "operator": "eq", "value": true}]}`
 
 // latencySegment holds the members the event → visible figure gives a
-// tier of their own ("L<n>"): each of those events moves its member into
-// it, which times event → membership change.
-const latencySegment = `{"name": "Bench latency", "type": "DYNAMIC", "rules": [
-	{"field": "membershipTier", "operator": "startsWith", "value": "L"}]}`
+// tier of its run's own ("L<run>.<n>"): each of those events moves its
+// member into it, which times event → membership change.
+func latencySegment(run string) string {
+	return `{"name": "Bench latency ` + run + `", "type": "DYNAMIC", "rules": [
+	{"field": "membershipTier", "operator": "startsWith", "value": "` + latencyTier(run) + `"}]}`
+}
+
+// latencyTier is what the tiers the event → visible figure gives begin with.
+func latencyTier(run string) string { return "L" + run + "." }
 
 // SegmentService is the service's side of the segment figures.
 type SegmentService struct {
@@ -102,7 +107,7 @@ func (b *bench) segmentService(ctx context.Context, srv *server) (SegmentService
 		if err := b.post(ctx, srv, tok, "/api/v1/segments", exampleSegment, &ex); err != nil {
 			return res, err
 		}
-		if err := b.post(ctx, srv, tok, "/api/v1/segments", latencySegment, &lat); err != nil {
+		if err := b.post(ctx, srv, tok, "/api/v1/segments", latencySegment(b.run), &lat); err != nil {
 			return res, err
 		}
 		clubs = append(clubs, created{tenant: t, token: tok, example: ex.ID})

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -157,6 +158,10 @@ type bench struct {
 	// latencySegments are the segments the event → visible figure moves
 	// its members into (segmentService).
 	latencySegments []uuid.UUID
+	// run tells this run's latency events, tiers and segments from those
+	// of an earlier run on the same database (-resume): their ids would be
+	// duplicates the service drops, and their tiers already in place.
+	run string
 
 	mu       sync.Mutex
 	profiles []string
@@ -169,7 +174,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 		cfg.Log = slog.Default()
 	}
 	var res Result
-	b := &bench{cfg: cfg, log: cfg.Log, tokens: map[string]string{}}
+	b := &bench{cfg: cfg, log: cfg.Log, tokens: map[string]string{}, run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * Clients, MaxIdleConnsPerHost: 2 * Clients}, Timeout: time.Minute}
 	defer b.wg.Wait() // CPU profiles in flight
 

@@ -167,10 +167,14 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 						}
 						return fmt.Errorf("visible: look up: %w", err)
 					}
-					if tier == nil || !strings.HasPrefix(*tier, "L") {
+					if tier == nil {
 						continue
 					}
-					upTo, err := strconv.Atoi((*tier)[1:])
+					num, ok := strings.CutPrefix(*tier, latencyTier(b.run))
+					if !ok {
+						continue
+					}
+					upTo, err := strconv.Atoi(num)
 					if err != nil {
 						continue
 					}
@@ -210,6 +214,10 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	interval := time.Second / time.Duration(rate)
 	prog := b.progress(fmt.Sprintf("event → visible at %d events/s", rate), total)
 	began := time.Now()
+	// Ids and tiers of this run's own: a run resumed on a database an
+	// earlier run sent these events to would otherwise send duplicates,
+	// which the service drops at its inbox, and find their tiers in place.
+	prefix := "visible-" + b.run + "-"
 	next := 0
 	for i := range total {
 		if due := began.Add(time.Duration(i) * interval); time.Until(due) > 0 {
@@ -219,9 +227,9 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 		}
 		m := members[next%len(members)]
 		next++
-		tier := "L" + strconv.Itoa(i)
+		tier := latencyTier(b.run) + strconv.Itoa(i)
 		e := population.Event{
-			Stream: 0, ID: "visible-" + strconv.Itoa(i), Type: "member.updated", Source: "scl", Tenant: m.key.tenant,
+			Stream: 0, ID: prefix + strconv.Itoa(i), Type: "member.updated", Source: "scl", Tenant: m.key.tenant,
 			OccurredAt: time.Now().UTC().Truncate(time.Second),
 			Data:       []byte(`{"memberId":` + strconv.FormatInt(m.id, 10) + `,"membershipTier":"` + tier + `"}`),
 		}
@@ -291,7 +299,7 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 		list = append(list, s)
 	}
 	rows, err = b.pool.Query(ctx, `SELECT metadata->>'causationId', recorded_at FROM events
-WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' LIKE 'visible-%' AND recorded_at >= $2`, list, began)
+WHERE stream = ANY($1) AND type = 'member.updated' AND starts_with(metadata->>'causationId', $3) AND recorded_at >= $2`, list, began, prefix)
 	if err != nil {
 		return res, fmt.Errorf("visible: recorded times: %w", err)
 	}
@@ -303,7 +311,7 @@ WHERE stream = ANY($1) AND type = 'member.updated' AND metadata->>'causationId' 
 			rows.Close()
 			return res, fmt.Errorf("visible: recorded times: %w", err)
 		}
-		i, err := strconv.Atoi(strings.TrimPrefix(cause, "visible-"))
+		i, err := strconv.Atoi(strings.TrimPrefix(cause, prefix))
 		if err != nil || i < 0 || i >= total || sentAt[i].IsZero() {
 			continue
 		}

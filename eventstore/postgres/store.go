@@ -31,6 +31,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/clubcrm/crm/eventstore"
 )
@@ -65,6 +66,7 @@ type Store struct {
 	hub      hub
 	notifier notifier
 	tail     tail
+	reads    singleflight.Group
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -209,8 +211,11 @@ ORDER BY tx_id, seq LIMIT $3`
 
 // ReadAll answers up to limit events after position from in global order; a
 // limit of zero or less means all of them. What the store's tail holds of
-// them comes from memory, the rest from the database. The events answered
-// share their Data with other readers: it is for reading only.
+// them comes from memory, the rest from the database, in one read shared
+// by every caller asking for the same events at the same time: the
+// projectors of a process wake together when events are appended, and
+// would each read the same new events. The events answered share their
+// Data with other readers: it is for reading only.
 func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int) ([]eventstore.Event, error) {
 	kept, next, _ := s.tail.after(from, limit)
 	if limit > 0 && len(kept) == limit {
@@ -220,16 +225,33 @@ func (s *Store) ReadAll(ctx context.Context, from eventstore.Position, limit int
 	if limit > 0 {
 		rest -= len(kept)
 	}
-	events, err := s.query(ctx, sqlReadAll, next.Commit, int64(next.Prepare), sqlLimit(rest))
-	if err != nil {
-		return nil, fmt.Errorf("read all after %s: %w", next, err)
-	}
-	s.tail.keep(next, events)
-	if len(kept) == 0 {
+	key := fmt.Sprintf("%d/%d/%d", next.Commit, next.Prepare, rest)
+	read := s.reads.DoChan(key, func() (any, error) {
+		// Not the first caller's to cancel: the others wait for it too.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedReadTimeout)
+		defer cancel()
+		events, err := s.query(ctx, sqlReadAll, next.Commit, int64(next.Prepare), sqlLimit(rest))
+		if err != nil {
+			return nil, err
+		}
+		s.tail.keep(next, events)
 		return events, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("read all after %s: %w", next, ctx.Err())
+	case r := <-read:
+		if r.Err != nil {
+			return nil, fmt.Errorf("read all after %s: %w", next, r.Err)
+		}
+		// A slice of the caller's own: the callers that shared the read
+		// may each change theirs (upcasting replaces elements).
+		return append(kept, r.Val.([]eventstore.Event)...), nil
 	}
-	return append(kept, events...), nil
 }
+
+// sharedReadTimeout bounds a read of the log that several callers share.
+const sharedReadTimeout = time.Minute
 
 // Head answers the position of the newest event readers can see.
 func (s *Store) Head(ctx context.Context) (eventstore.Position, error) {

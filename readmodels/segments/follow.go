@@ -30,9 +30,9 @@ const MembershipName = "segment-membership"
 // deleted one emptied. A segment whose rules read only the profile's own
 // fields is recomputed only for the profiles an event moved fields of
 // (customer.MovesFields): the bookings, payments and messages that make up
-// most of the traffic leave it alone. It reads the read models rules are written over, so
-// it follows their projectors (projections.Follower): a batch waits until
-// they have applied it.
+// most of the traffic leave it alone. It reads the read models rules are
+// written over, so it follows their projectors (projections.Follower): a
+// batch waits until they have applied it.
 //
 // It owns no tables of its own to rebuild: membership is a function of the
 // read models, and a full refresh (Refresher, the schedule) recomputes it.

@@ -131,19 +131,19 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	batch := w.batch()
 	var tenants []string
 	var ids [][16]byte
-	var docs []string
+	var docs [][]byte
 	for _, k := range keys {
 		if dirty[k] {
 			b, err := json.Marshal(states[k])
 			if err != nil {
 				return fmt.Errorf("encode timeline state: %w", err)
 			}
-			tenants, ids, docs = append(tenants, k.tenant), append(ids, k.id), append(docs, string(b))
+			tenants, ids, docs = append(tenants, k.tenant), append(ids, k.id), append(docs, b)
 		}
 	}
 	if len(ids) > 0 {
 		batch.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, customer_id, state)
-SELECT t, c, st::jsonb FROM unnest($1::text[], $2::uuid[], $3::text[]) AS r(t, c, st)
+SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[])
 ON CONFLICT (tenant_id, customer_id) DO UPDATE SET state = excluded.state`, tables.Ident(stateTable)), tenants, ids, docs)
 	}
 	return send(ctx, tx, batch, "timeline")

@@ -132,9 +132,14 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 	}
 
 	rows := make([]row, 0, len(changed))
+	states := make([][]byte, 0, len(changed))
 	for _, k := range keys {
 		if changed[k] {
-			rows = append(rows, rowOf(profiles[k]))
+			st, err := json.Marshal(profiles[k])
+			if err != nil {
+				return fmt.Errorf("encode state of customer %s: %w", k.id, err)
+			}
+			rows, states = append(rows, rowOf(profiles[k])), append(states, st)
 		}
 	}
 	batch := &pgx.Batch{}
@@ -143,7 +148,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 		if err != nil {
 			return fmt.Errorf("encode customers rows: %w", err)
 		}
-		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b))
+		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b), states)
 	}
 	dups.queue(batch, tables.Ident(duplicatesTable))
 	if batch.Len() == 0 {
@@ -211,7 +216,9 @@ func loadStates(ctx context.Context, tx pgx.Tx, tables projections.Tables, keys 
 // row is one customers row as jsonb_to_recordset reads it: JSON keys are
 // column names. Sending the batch as one JSON document keeps the write to a
 // single statement however many profiles it holds, and carries the tags
-// arrays, which unnest over a two-dimensional array could not.
+// arrays, which unnest over a two-dimensional array could not. The folded
+// state travels beside it as bytea, which PostgreSQL neither parses nor
+// prints (see migrations/00015_opaque_state.sql).
 type row struct {
 	TenantID           string               `json:"tenant_id"`
 	ID                 uuid.UUID            `json:"id"`
@@ -241,11 +248,10 @@ type row struct {
 	MergedInto         *uuid.UUID           `json:"merged_into"`
 	CreatedAt          time.Time            `json:"created_at"`
 	UpdatedAt          time.Time            `json:"updated_at"`
-	State              *customer.Profile    `json:"state"`
 }
 
-// columns lists the customers columns the projector writes, with their
-// types, in the order of row's fields.
+// columns lists the customers columns the projector writes from row, with
+// their types, in the order of row's fields; the state column follows them.
 var columns = []struct{ name, typ string }{
 	{"tenant_id", "text"}, {"id", "uuid"}, {"version", "bigint"},
 	{"auth_user_id", "text"}, {"email", "text"}, {"phone_number", "text"},
@@ -257,7 +263,6 @@ var columns = []struct{ name, typ string }{
 	{"membership_tier", "text"}, {"membership_status", "text"},
 	{"email_opt_in", "boolean"}, {"sms_opt_in", "boolean"}, {"push_opt_in", "boolean"}, {"whatsapp_opt_in", "boolean"},
 	{"merged_into", "uuid"}, {"created_at", "timestamptz"}, {"updated_at", "timestamptz"},
-	{"state", "jsonb"},
 }
 
 func upsertSQL(table string) string {
@@ -271,12 +276,14 @@ func upsertSQL(table string) string {
 		}
 	}
 	list := strings.Join(names, ", ")
-	// The version guard keeps a row from going back in time should a batch
-	// ever be applied again over a newer row.
-	return fmt.Sprintf(`INSERT INTO %s AS t (%s)
-SELECT %s FROM jsonb_to_recordset($1::jsonb) AS r(%s)
+	sets = append(sets, "state = excluded.state")
+	// ROWS FROM zips the rows of the document ($1) with their states ($2)
+	// by position. The version guard keeps a row from going back in time
+	// should a batch ever be applied again over a newer row.
+	return fmt.Sprintf(`INSERT INTO %s AS t (%s, state)
+SELECT %s, state FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (%s), unnest($2::bytea[])) AS r(%s, state)
 ON CONFLICT (tenant_id, id) DO UPDATE SET %s
-WHERE t.version < excluded.version`, table, list, list, strings.Join(defs, ", "), strings.Join(sets, ", "))
+WHERE t.version < excluded.version`, table, list, list, strings.Join(defs, ", "), list, strings.Join(sets, ", "))
 }
 
 // maxHandicap is the largest magnitude the handicap column (numeric(4,1))
@@ -297,7 +304,6 @@ func rowOf(p *customer.Profile) row {
 		MembershipTier: c.MembershipTier, MembershipStatus: c.MembershipStatus,
 		EmailOptIn: c.EmailOptIn, SMSOptIn: c.SMSOptIn, PushOptIn: c.PushOptIn, WhatsAppOptIn: c.WhatsAppOptIn,
 		MergedInto: c.MergedInto, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		State: p,
 	}
 	if r.Handicap != nil && math.Abs(*r.Handicap) > maxHandicap+0.05 {
 		r.Handicap = nil

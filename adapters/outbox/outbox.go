@@ -123,7 +123,7 @@ func (p *Projector) Apply(ctx context.Context, _ pgx.Tx, _ projections.Tables, e
 
 // Translate answers the produced event for a domain event.
 func Translate(e eventstore.Event) (Envelope, error) {
-	v, err := customer.Decode(e.Type, e.Data)
+	v, err := projections.Decode(e, customer.Decode)
 	if err != nil {
 		return Envelope{}, err
 	}

@@ -52,7 +52,7 @@ WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, t)
 		if !ok {
 			continue
 		}
-		v, err := customer.Decode(e.Type, e.Data)
+		v, err := projections.Decode(e, customer.Decode)
 		if err != nil {
 			return fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
 		}

@@ -102,7 +102,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 		if !ok {
 			continue
 		}
-		v, err := customer.Decode(e.Type, e.Data)
+		v, err := projections.Decode(e, customer.Decode)
 		if err != nil {
 			return fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
 		}

@@ -120,7 +120,7 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 		if e.Version <= p.Version {
 			continue // already folded into the row: a replayed batch
 		}
-		v, err := customer.Decode(e.Type, e.Data)
+		v, err := projections.Decode(e, customer.Decode)
 		if err != nil {
 			// The aggregate could not load this stream either: stop here
 			// rather than serve a row that disagrees with it.

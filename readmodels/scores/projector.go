@@ -124,7 +124,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 			customer.TypeIdentityLinked, customer.TypeDuplicateFlagged, customer.TypeDuplicateCleared, customer.TypeTagsChanged, customer.TypeEdited:
 			continue // nothing the scores read
 		}
-		v, err := customer.Decode(e.Type, e.Data)
+		v, err := projections.Decode(e, customer.Decode)
 		if err != nil {
 			return fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
 		}

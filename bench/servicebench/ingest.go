@@ -41,6 +41,7 @@ type IngestResult struct {
 	DeadLetters    int64              `json:"deadLetters"`
 	DeadLetterHint string             `json:"deadLetterHint,omitempty"`
 	PeakRSS        int64              `json:"peakRssBytes"` // of crm serve during ingest
+	CPU            *CPUCost           `json:"cpuPer1000Events,omitempty"`
 	Scans          []TableScans       `json:"seqScans,omitempty"`
 	Raw            []RawRate          `json:"raw,omitempty"`
 	// FromEarlierRun: the service figure is the one the run that wrote
@@ -115,6 +116,7 @@ func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int)
 		return nil, res, err
 	}
 	res.StartupSeconds = time.Since(srv.started).Seconds()
+	cpu := readCPU(srv.cmd.Process.Pid)
 	if b.cfg.ProfileDir != "" {
 		b.profileAsync(ctx, srv, "ingest", 10*time.Second, 30)
 	}
@@ -156,6 +158,7 @@ func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int)
 		res.Seconds = max(res.Seconds, at)
 	}
 	res.PerSec = float64(events) / res.Seconds
+	res.CPU = readCPU(srv.cmd.Process.Pid).since(cpu, events)
 	res.PeakRSS = srv.peakRSS()
 	res.Scans = b.scansSince(ctx, before)
 

@@ -615,6 +615,9 @@ func Print(w io.Writer, res Result) {
 	if in.DeadLetterHint != "" {
 		fmt.Fprintf(w, "  first dead letter: %s\n", in.DeadLetterHint)
 	}
+	if in.CPU != nil {
+		fmt.Fprintf(w, "  processor time: %s\n", in.CPU)
+	}
 	if d := res.Direct; d != nil {
 		fmt.Fprintf(w, "the other %s events were written without crm serve at %s: %s activity events straight into the event store as the ingest command records them, %s through the ingest command in-process\n",
 			thousands(int64(d.Events)), fmtRate(d.PerSec), thousands(int64(d.Straight)), thousands(int64(d.Command)))

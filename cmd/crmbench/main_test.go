@@ -65,6 +65,9 @@ func TestSmoke(t *testing.T) {
 	if svc.Ingest.Events != scales["smoke"].IngestEvents || svc.Ingest.PerSec <= 0 || svc.Ingest.DeadLetters != 0 {
 		t.Errorf("ingest: %+v", svc.Ingest)
 	}
+	if c := svc.Ingest.CPU; c == nil || c.CRM <= 0 || c.Busy <= 0 {
+		t.Errorf("ingest processor time: %+v", c)
+	}
 	// Smoke writes part of the history without crm serve, as large does.
 	if d := svc.Direct; d == nil || d.Straight == 0 || d.Events != scales["smoke"].Events-scales["smoke"].IngestEvents {
 		t.Errorf("direct write: %+v", svc.Direct)

@@ -64,7 +64,7 @@ func (p *Profile) Apply(data any, at time.Time) {
 		id := e.SurvivorID
 		p.Status, p.MergedInto = StatusMerged, &id
 	case *Recorded:
-		if v, err := ParseUpstream(e.Upstream.Type, e.Data); err == nil {
+		if v, err := e.Parse(); err == nil {
 			p.applyUpstream(v)
 		}
 	case *NoteAdded, *NoteEdited, *NoteDeleted:

@@ -3,6 +3,7 @@ package customer
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -113,6 +114,28 @@ type Upstream struct {
 type Recorded struct {
 	Upstream Upstream        `json:"upstream"`
 	Data     json.RawMessage `json:"data"`
+
+	parsed *parsedData // set by Decode: Data parsed once for every reader
+}
+
+type parsedData struct {
+	once sync.Once
+	v    any
+	err  error
+}
+
+// Parse answers ParseUpstream of the recorded data. A Recorded that Decode
+// made parses it once for all its readers: the projectors of a process
+// share decoded events (projections.Decode), and each read the data of
+// every upstream event again, five parses an event. Data must not change
+// once a Recorded has been decoded; the parsed value is shared and is
+// read-only.
+func (r *Recorded) Parse() (any, error) {
+	if r.parsed == nil {
+		return ParseUpstream(r.Upstream.Type, r.Data)
+	}
+	r.parsed.once.Do(func() { r.parsed.v, r.parsed.err = ParseUpstream(r.Upstream.Type, r.Data) })
+	return r.parsed.v, r.parsed.err
 }
 
 // ChurnRisk records churn risk crossing a threshold: above ChurnHigh
@@ -173,7 +196,7 @@ func Decode(typ string, data []byte) (any, error) {
 		if !IsUpstreamType(typ) {
 			return nil, fmt.Errorf("customer event %q: unknown type", typ)
 		}
-		v = &Recorded{}
+		v = &Recorded{parsed: &parsedData{}}
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", typ, err)

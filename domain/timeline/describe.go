@@ -58,7 +58,7 @@ func Changes(typ string) bool {
 func (s *State) Apply(e Event) {
 	switch d := e.Data.(type) {
 	case *customer.Recorded:
-		v, err := customer.ParseUpstream(d.Upstream.Type, d.Data)
+		v, err := d.Parse()
 		if err != nil {
 			return
 		}
@@ -272,7 +272,7 @@ func describeUpstream(e Event, r *customer.Recorded, prior State, opt Options) (
 		a.SourceService = customer.SourceOf(r.Upstream.Type)
 	}
 	a.Metadata = metadataOf(r)
-	v, err := customer.ParseUpstream(r.Upstream.Type, r.Data)
+	v, err := r.Parse()
 	if err != nil {
 		a.Title = genericTitles[m.typ]
 		return a, true

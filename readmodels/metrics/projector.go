@@ -316,7 +316,7 @@ func payment(v any) (int64, string, bool) {
 	if !ok {
 		return 0, "", false
 	}
-	d, err := customer.ParseUpstream(r.Upstream.Type, r.Data)
+	d, err := r.Parse()
 	if err != nil {
 		return 0, "", false
 	}

@@ -260,7 +260,7 @@ func foldUpstream(in *scoring.Inputs, e eventstore.Event, r *customer.Recorded) 
 		return
 	}
 	day := scoring.DayOf(at)
-	data, err := customer.ParseUpstream(r.Upstream.Type, r.Data)
+	data, err := r.Parse()
 	if err != nil {
 		return // the timeline shows it as unreadable; it scores nothing
 	}

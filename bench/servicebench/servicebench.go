@@ -466,9 +466,11 @@ func (b *bench) queries(ctx context.Context, srv *server, res *Result) error {
 	if b.cfg.ProfileDir != "" {
 		b.profileAsync(ctx, srv, "visible", 0, int(min(30, b.cfg.VisibleSeconds)))
 	}
+	cpu := readCPU(srv.cmd.Process.Pid)
 	if res.Visible, err = b.visible(ctx, b.cfg.VisibleRate, time.Duration(b.cfg.VisibleSeconds*float64(time.Second))); err != nil {
 		return err
 	}
+	res.Visible.CPU = readCPU(srv.cmd.Process.Pid).since(cpu, res.Visible.Sent)
 	b.log.Info("event → visible measured", slog.String("latency", res.Visible.Latency.String()))
 	return nil
 }
@@ -678,6 +680,9 @@ func Print(w io.Writer, res Result) {
 	fmt.Fprintf(w, "\nevent → visible: %s events sent at %s, %d never seen; %s; median by second sent: %s\n",
 		thousands(int64(v.Sent)), fmtRate(v.Achieved), v.Missing, v.Latency.Detail(), series(v.PerSecondP50))
 	fmt.Fprintf(w, "  XADD → recorded in the event store: %s\n  recorded → visible in the read model: %s\n", v.Recorded.Detail(), v.Projected.Detail())
+	if v.CPU != nil {
+		fmt.Fprintf(w, "  processor time, sending and until the last was seen or given up on: %s\n", v.CPU)
+	}
 	if m := v.Membership; m != nil {
 		fmt.Fprintf(w, "  XADD → in the club's latency segment: %s; %d never seen\n", m.Detail(), v.MembershipMissing)
 	}

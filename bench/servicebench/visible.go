@@ -42,6 +42,9 @@ type VisibleResult struct {
 	// event sent.
 	Membership        *Latency `json:"membership,omitempty"`
 	MembershipMissing int      `json:"membershipMissing,omitempty"`
+	// CPU is the processor time from the first event sent until the last
+	// was seen (or 15 s after it was sent), per 1,000 sent.
+	CPU *CPUCost `json:"cpuPer1000Events,omitempty"`
 }
 
 // visible publishes member.updated events at rate per second for d, each

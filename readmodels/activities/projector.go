@@ -24,6 +24,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/timeline"
@@ -144,7 +145,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	if len(ids) > 0 {
 		batch.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, customer_id, state)
 SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[])
-ON CONFLICT (tenant_id, customer_id) DO UPDATE SET state = excluded.state`, tables.Ident(stateTable)), tenants, ids, docs)
+ON CONFLICT (tenant_id, customer_id) DO UPDATE SET state = excluded.state`, tables.Ident(stateTable)), tenants, ids, pgtype.FlatArray[[]byte](docs))
 	}
 	return send(ctx, tx, batch, "timeline")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/identity"
@@ -148,7 +149,8 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 		if err != nil {
 			return fmt.Errorf("encode customers rows: %w", err)
 		}
-		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b), states)
+		// As a FlatArray, pgx encodes the states without reflection.
+		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b), pgtype.FlatArray[[]byte](states))
 	}
 	dups.queue(batch, tables.Ident(duplicatesTable))
 	if batch.Len() == 0 {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/adapters/postgres"
@@ -206,7 +207,7 @@ func (j *Job) rescoreBatch(ctx context.Context, db *pgx.Conn, day scoring.Day, s
     scored_on = $8::date, computed_at = now(), alert_due = s.alert_due OR x.d
 FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::float8[], $5::int[], $6::bytea[], $7::bigint[], $9::bool[]) AS x(t, c, e, r, v, i, rev, d)
 WHERE s.tenant_id = x.t AND s.customer_id = x.c AND s.revision = x.rev`,
-		up.tenants, up.ids, up.engagement, up.churn, up.versions, up.inputs, revs, day.Time(), up.due)
+		up.tenants, up.ids, up.engagement, up.churn, up.versions, pgtype.FlatArray[[]byte](up.inputs), revs, day.Time(), up.due)
 	if err != nil {
 		return 0, fmt.Errorf("scores job: write: %w", err)
 	}

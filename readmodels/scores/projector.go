@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/scoring"
@@ -199,7 +200,7 @@ SELECT t, c, e, r, v, now(), i, $7::date, 1, d FROM unnest($1::text[], $2::uuid[
 ON CONFLICT (tenant_id, customer_id) DO UPDATE SET engagement_score = excluded.engagement_score, churn_risk_score = excluded.churn_risk_score,
     model_version = excluded.model_version, computed_at = excluded.computed_at, inputs = excluded.inputs, scored_on = excluded.scored_on,
     revision = s.revision + 1, alert_due = s.alert_due OR excluded.alert_due`, table),
-			up.tenants, up.ids, up.engagement, up.churn, up.versions, up.inputs, now.Time(), up.due)
+			up.tenants, up.ids, up.engagement, up.churn, up.versions, pgtype.FlatArray[[]byte](up.inputs), now.Time(), up.due)
 	}
 	if b.Len() == 0 {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -49,6 +50,8 @@ type decodedEvent struct {
 
 // decodeCache keeps the newest decoded events, forgetting the oldest first.
 type decodeCache struct {
+	hits, misses atomic.Uint64 // exported as crm_projection_decodes_total
+
 	mu      sync.Mutex
 	entries map[decodeKey]decodedEvent
 	order   []decodeKey // a ring of the keys in entries, oldest at next
@@ -68,8 +71,10 @@ func (c *decodeCache) decode(e eventstore.Event, decode Decoder) (any, error) {
 	d, ok := c.entries[k]
 	c.mu.Unlock()
 	if ok && d.typ == e.Type && bytes.Equal(d.data, e.Data) {
+		c.hits.Add(1)
 		return d.v, nil
 	}
+	c.misses.Add(1)
 	v, err := decode(e.Type, e.Data)
 	if err != nil {
 		return nil, err

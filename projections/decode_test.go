@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -119,4 +120,36 @@ func TestDecodeConcurrently(t *testing.T) {
 	}
 	wg.Wait()
 	assert.LessOrEqual(t, len(cache.entries), 64)
+}
+
+func TestDecodeMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	_, err := newMetrics(reg)
+	require.NoError(t, err)
+	count := func(result string) float64 {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		for _, f := range families {
+			if f.GetName() != "crm_projection_decodes_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "result" && l.GetValue() == result {
+						return m.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		t.Fatalf("no crm_projection_decodes_total{result=%q}", result)
+		return 0
+	}
+	shared, decodedBefore := count("shared"), count("decoded")
+	e := eventstore.Event{ID: uuid.New(), Type: "t", Data: json.RawMessage(`{"N": 3}`)}
+	for range 3 {
+		_, err := Decode(e, decodeN)
+		require.NoError(t, err)
+	}
+	assert.GreaterOrEqual(t, count("decoded")-decodedBefore, 1.0)
+	assert.GreaterOrEqual(t, count("shared")-shared, 2.0)
 }

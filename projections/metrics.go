@@ -3,6 +3,7 @@ package projections
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -78,6 +79,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if m.batch, err = register(reg, m.batch); err != nil {
 		return nil, err
+	}
+	for _, c := range []struct {
+		result string
+		n      *atomic.Uint64
+	}{{"shared", &decoded.hits}, {"decoded", &decoded.misses}} {
+		f := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "crm_projection_decodes_total",
+			Help:        "Events the projectors of this process asked Decode for: decoded, or shared from another projector's decode.",
+			ConstLabels: prometheus.Labels{"result": c.result},
+		}, func() float64 { return float64(c.n.Load()) })
+		if _, err = register(reg, prometheus.Collector(f)); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }

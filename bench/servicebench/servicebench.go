@@ -117,10 +117,13 @@ type Result struct {
 	Queries []HTTPResult `json:"queries"`
 	// QueryScans are the sequential scans while the queries and the
 	// latency figure ran.
-	QueryScans []TableScans   `json:"queryPhaseSeqScans,omitempty"`
-	Timeline   TimelineResult `json:"timeline"`
-	Segment    SegmentResult  `json:"segment"`
-	Visible    VisibleResult  `json:"visible"`
+	QueryScans []TableScans `json:"queryPhaseSeqScans,omitempty"`
+	// Settle is the query phase's crm serve catching up on its
+	// scheduler's work before the figures were taken.
+	Settle   Settle         `json:"settleBeforeQueries"`
+	Timeline TimelineResult `json:"timeline"`
+	Segment  SegmentResult  `json:"segment"`
+	Visible  VisibleResult  `json:"visible"`
 	// Peak resident set of crm serve: while ingesting, and while serving
 	// the query and latency figures over the full population.
 	PeakRSSIngest  int64      `json:"peakRssIngestBytes"`
@@ -396,6 +399,9 @@ func (b *bench) serveQueries(ctx context.Context, cfg Config, w io.Writer, res R
 	}
 	defer srv.stop()
 	if _, err := b.waitCaughtUp(ctx, srv, time.Now()); err != nil {
+		return res, err
+	}
+	if res.Settle, err = b.settle(ctx, srv); err != nil {
 		return res, err
 	}
 	if err := b.counts(ctx, &res); err != nil {
@@ -689,6 +695,13 @@ func Print(w io.Writer, res Result) {
 	if sv := seg.Service; sv != nil {
 		fmt.Fprintf(w, "segments: %d example and %d latency segments created and computed in %.1f s; refreshing every club's example segment took %.3f s (%.3f s in the database), %s members in all\n",
 			sv.Segments, sv.Segments, sv.InitialSeconds, sv.RefreshAllSeconds, sv.DatabaseSeconds, thousands(sv.Members))
+	}
+	if st := res.Settle; st.Settled {
+		fmt.Fprintf(w, "before the queries, crm serve's scheduler caught up in %.1f s (%s scores to compute for today, %s due an alert decision, %s metric windows to move); the query figures were taken after it\n",
+			st.Seconds, thousands(st.Rescore), thousands(st.Alerts), thousands(st.Windows))
+	} else {
+		fmt.Fprintf(w, "before the queries, crm serve's scheduler had not caught up after %.0f s (%s scores to compute for today, %s due an alert decision, %s metric windows at the start): the query figures carry its work\n",
+			st.Seconds, thousands(st.Rescore), thousands(st.Alerts), thousands(st.Windows))
 	}
 	if res.Resumed != "" {
 		fmt.Fprintf(w, "resumed on the kept database %s: the ingest figure is the earlier run's (its log), its raw baseline this run's over the same log\n", res.Resumed)

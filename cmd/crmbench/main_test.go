@@ -65,6 +65,9 @@ func TestSmoke(t *testing.T) {
 	if svc.Ingest.Events != scales["smoke"].IngestEvents || svc.Ingest.PerSec <= 0 || svc.Ingest.DeadLetters != 0 {
 		t.Errorf("ingest: %+v", svc.Ingest)
 	}
+	if !svc.Settle.Settled {
+		t.Errorf("the scheduler did not catch up before the queries: %+v", svc.Settle)
+	}
 	if c := svc.Ingest.CPU; c == nil || c.CRM <= 0 || c.Busy <= 0 {
 		t.Errorf("ingest processor time: %+v", c)
 	}

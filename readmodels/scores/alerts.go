@@ -84,10 +84,12 @@ func (a *Alerter) RunOnce(ctx context.Context) (int, error) {
 		// partial index of due rows, so its work grows with the changed
 		// scores. Going by statistics taken while most rows were due (after
 		// a rebuild, every row is), the planner otherwise chose sequential
-		// scans: of customer_scores to find a batch, sorted, or to clear
-		// its marks, and a hash of every profile's alert state. Over a
-		// 200,000-profile database that was 94 ms a batch to find rows
-		// and 237 ms to clear them.
+		// scans of customer_scores to find a batch, sorted, and a hash of
+		// every profile's alert state: over 200,000 profiles, 83–131 ms a
+		// batch of 2,000, against 43 ms this way. (Clearing the marks costs
+		// about 200 ms a batch either way: each cleared row is a new row
+		// version with an entry in every index, alert_due being the partial
+		// index's predicate.)
 		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 			return err
 		}

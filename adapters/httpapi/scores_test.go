@@ -40,7 +40,7 @@ func TestScoreEndpoints(t *testing.T) {
 	project := func() {
 		p := scores.Projector{Models: models}
 		require.NoError(t, pgx.BeginFunc(context.Background(), env.Pool, func(tx pgx.Tx) error {
-			return p.Apply(context.Background(), tx, projections.Tables{scores.Table: scores.Table}, env.Events())
+			return p.Apply(context.Background(), tx, projections.Tables{scores.Table: scores.Table, scores.DueTable: scores.DueTable}, env.Events())
 		}))
 	}
 	project()

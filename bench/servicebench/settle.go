@@ -18,7 +18,7 @@ const settleLimit = 15 * time.Minute
 // on an earlier day everything is due a rescoring.
 const sqlUnsettled = `SELECT
     (SELECT count(*) FROM customer_scores WHERE scored_on < (now() AT TIME ZONE 'UTC')::date),
-    (SELECT count(*) FROM customer_scores WHERE alert_due),
+    (SELECT count(*) FROM score_alert_due),
     (SELECT count(*) FROM customer_metrics WHERE windows_as_of < (now() AT TIME ZONE 'UTC')::date
         AND (activity_count_30d > 0 OR booking_count_30d > 0))`
 

@@ -21,7 +21,7 @@ const (
 )
 
 // Alerter turns score changes into events: it looks at the rows whose
-// scores changed (alert_due), decides with scoring.Decide against what it
+// scores changed (score_alert_due), decides with scoring.Decide against what it
 // remembers of each profile (score_alerts), appends the decided events to
 // the profiles' streams and then saves its state, in that order. A crash
 // in between decides the same events again, with the same sequence
@@ -80,24 +80,25 @@ func (a *Alerter) RunOnce(ctx context.Context) (int, error) {
 	}
 	n := 0
 	err := pgx.BeginFunc(ctx, a.Pool, func(tx pgx.Tx) error {
-		// Every statement here reaches its rows by key or through the
-		// partial index of due rows, so its work grows with the changed
-		// scores. Going by statistics taken while most rows were due (after
-		// a rebuild, every row is), the planner otherwise chose sequential
-		// scans of customer_scores to find a batch, sorted, and a hash of
-		// every profile's alert state: over 200,000 profiles, 83–131 ms a
-		// batch of 2,000, against 43 ms this way. (Clearing the marks costs
-		// about 200 ms a batch either way: each cleared row is a new row
-		// version with an entry in every index, alert_due being the partial
-		// index's predicate.)
+		// Every statement here reaches its rows by key, so its work grows
+		// with the changed scores. Going by statistics taken while most
+		// rows were due (after a rebuild, every row is), the planner
+		// otherwise chose sequential scans of customer_scores and a hash
+		// of every profile's alert state: over 200,000 profiles, 83–131 ms
+		// a batch of 2,000, against 43 ms this way.
 		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
 			return err
 		}
+		// The scores row is locked with its mark: the projector and the
+		// job write the scores before the mark, so a change this batch
+		// does not see waits for it and marks the row again after the
+		// mark is cleared below.
 		rows, err := tx.Query(ctx, `SELECT s.tenant_id, s.customer_id, s.engagement_score, s.churn_risk_score, s.model_version, s.scored_on,
     coalesce(a.churn_high, false), coalesce(a.crossings, 0), a.engagement_ref, coalesce(a.ref_model, 0), coalesce(a.drops, 0)
 FROM (
-    SELECT tenant_id, customer_id, engagement_score, churn_risk_score, model_version, scored_on FROM customer_scores
-    WHERE alert_due ORDER BY tenant_id, customer_id LIMIT $1 FOR UPDATE SKIP LOCKED
+    SELECT s.tenant_id, s.customer_id, s.engagement_score, s.churn_risk_score, s.model_version, s.scored_on
+    FROM score_alert_due d JOIN customer_scores s ON s.tenant_id = d.tenant_id AND s.customer_id = d.customer_id
+    ORDER BY d.tenant_id, d.customer_id LIMIT $1 FOR UPDATE OF d, s SKIP LOCKED
 ) AS s
 LEFT JOIN LATERAL (
     SELECT churn_high, crossings, engagement_ref, ref_model, drops FROM score_alerts
@@ -165,7 +166,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET churn_high = excluded.churn_h
 			tenants, ids, high, crossings, refs, refModels, drops); err != nil {
 			return fmt.Errorf("save alert state: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE customer_scores SET alert_due = false
+		if _, err := tx.Exec(ctx, `DELETE FROM score_alert_due
 WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenants, ids); err != nil {
 			return fmt.Errorf("clear alert marks: %w", err)
 		}

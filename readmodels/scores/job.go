@@ -203,10 +203,14 @@ func (j *Job) rescoreBatch(ctx context.Context, db *pgx.Conn, day scoring.Day, s
 		up.add(d.k, in.Encode(), e, c, int(m.Version), changed)
 		revs = append(revs, d.rev)
 	}
-	_, err = db.Exec(ctx, `UPDATE customer_scores s SET engagement_score = x.e, churn_risk_score = x.r, model_version = x.v, inputs = x.i,
-    scored_on = $8::date, computed_at = now(), alert_due = s.alert_due OR x.d
-FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::float8[], $5::int[], $6::bytea[], $7::bigint[], $9::bool[]) AS x(t, c, e, r, v, i, rev, d)
-WHERE s.tenant_id = x.t AND s.customer_id = x.c AND s.revision = x.rev`,
+	_, err = db.Exec(ctx, `WITH u AS (
+    UPDATE customer_scores s SET engagement_score = x.e, churn_risk_score = x.r, model_version = x.v, inputs = x.i,
+        scored_on = $8::date, computed_at = now()
+    FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::float8[], $5::int[], $6::bytea[], $7::bigint[], $9::bool[]) AS x(t, c, e, r, v, i, rev, d)
+    WHERE s.tenant_id = x.t AND s.customer_id = x.c AND s.revision = x.rev
+    RETURNING s.tenant_id, s.customer_id, x.d
+)
+INSERT INTO score_alert_due (tenant_id, customer_id) SELECT tenant_id, customer_id FROM u WHERE d ON CONFLICT DO NOTHING`,
 		up.tenants, up.ids, up.engagement, up.churn, up.versions, pgtype.FlatArray[[]byte](up.inputs), revs, day.Time(), up.due)
 	if err != nil {
 		return 0, fmt.Errorf("scores job: write: %w", err)

@@ -32,8 +32,12 @@ import (
 // Name is the projector's name and checkpoint.
 const Name = "scores"
 
-// Table the projector owns.
-const Table = "customer_scores"
+// Tables the projector owns: the scores, and the marks of profiles whose
+// scores changed since the Alerter looked at them.
+const (
+	Table    = "customer_scores"
+	DueTable = "score_alert_due"
+)
 
 // Models answers a tenant's scoring model in force.
 type Models interface {
@@ -61,13 +65,13 @@ var _ projections.IndexDeferrer = Projector{}
 func (Projector) Name() string { return Name }
 
 // Tables implements projections.Projector.
-func (Projector) Tables() []string { return []string{Table} }
+func (Projector) Tables() []string { return []string{Table, DueTable} }
 
 // DeferredIndexes implements projections.IndexDeferrer: Apply reads and
 // writes rows by primary key only; the jobs' and filters' indexes are
 // built once at the end of a rebuild.
 func (Projector) DeferredIndexes() []string {
-	return []string{"customer_scores_due", "customer_scores_alert_due", "customer_scores_engagement",
+	return []string{"customer_scores_due", "customer_scores_engagement",
 		"customer_scores_churn", "customer_scores_model"}
 }
 
@@ -138,7 +142,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	if len(keys) == 0 {
 		return nil
 	}
-	table := tables.Ident(Table)
+	table, dueTable := tables.Ident(Table), tables.Ident(DueTable)
 	rows, err := load(ctx, tx, table, keys)
 	if err != nil {
 		return err
@@ -193,14 +197,21 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	b := &pgx.Batch{}
 	if len(goneIDs) > 0 {
 		b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, table), goneT, goneIDs)
+		b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, dueTable), goneT, goneIDs)
 	}
 	if len(up.ids) > 0 {
-		b.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, customer_id, engagement_score, churn_risk_score, model_version, computed_at, inputs, scored_on, revision, alert_due)
-SELECT t, c, e, r, v, now(), i, $7::date, 1, d FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::float8[], $5::int[], $6::bytea[], $8::bool[]) AS x(t, c, e, r, v, i, d)
+		b.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, customer_id, engagement_score, churn_risk_score, model_version, computed_at, inputs, scored_on, revision)
+SELECT t, c, e, r, v, now(), i, $7::date, 1 FROM unnest($1::text[], $2::uuid[], $3::float8[], $4::float8[], $5::int[], $6::bytea[]) AS x(t, c, e, r, v, i)
 ON CONFLICT (tenant_id, customer_id) DO UPDATE SET engagement_score = excluded.engagement_score, churn_risk_score = excluded.churn_risk_score,
     model_version = excluded.model_version, computed_at = excluded.computed_at, inputs = excluded.inputs, scored_on = excluded.scored_on,
-    revision = s.revision + 1, alert_due = s.alert_due OR excluded.alert_due`, table),
-			up.tenants, up.ids, up.engagement, up.churn, up.versions, pgtype.FlatArray[[]byte](up.inputs), now.Time(), up.due)
+    revision = s.revision + 1`, table),
+			up.tenants, up.ids, up.engagement, up.churn, up.versions, pgtype.FlatArray[[]byte](up.inputs), now.Time())
+	}
+	if t, ids := up.marked(); len(ids) > 0 {
+		// After the scores rows: the Alerter locks the row of the scores
+		// with the mark, so a mark set here is either seen with these
+		// scores or set again after the Alerter has cleared it.
+		b.Queue(fmt.Sprintf(`INSERT INTO %s (tenant_id, customer_id) SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING`, dueTable), t, ids)
 	}
 	if b.Len() == 0 {
 		return nil
@@ -219,6 +230,18 @@ type upsert struct {
 	versions          []int32
 	inputs            [][]byte
 	due               []bool
+}
+
+// marked answers the keys of the rows whose scores changed.
+func (u *upsert) marked() ([]string, [][16]byte) {
+	var tenants []string
+	var ids [][16]byte
+	for i, d := range u.due {
+		if d {
+			tenants, ids = append(tenants, u.tenants[i]), append(ids, u.ids[i])
+		}
+	}
+	return tenants, ids
 }
 
 func (u *upsert) add(k key, inputs []byte, engagement, churn float64, version int, due bool) {

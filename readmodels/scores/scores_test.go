@@ -69,7 +69,7 @@ func (w *world) project(size int) {
 		size = max(len(pending), 1)
 	}
 	p := w.projector()
-	tables := projections.Tables{scores.Table: scores.Table}
+	tables := projections.Tables{scores.Table: scores.Table, scores.DueTable: scores.DueTable}
 	for len(pending) > 0 {
 		n := min(size, len(pending))
 		require.NoError(w.t, pgx.BeginFunc(context.Background(), w.env.Pool, func(tx pgx.Tx) error {
@@ -206,7 +206,7 @@ func TestChurnAlertOncePerCrossing(t *testing.T) {
 	assert.True(t, w.explain(drifter.ID).ChurnRiskHigh)
 
 	// A retried decision (the state lost after the append) appends nothing new.
-	_, err = w.env.Pool.Exec(ctx, `DELETE FROM score_alerts; UPDATE customer_scores SET alert_due = true`)
+	_, err = w.env.Pool.Exec(ctx, `DELETE FROM score_alerts; INSERT INTO score_alert_due SELECT tenant_id, customer_id FROM customer_scores ON CONFLICT DO NOTHING`)
 	require.NoError(t, err)
 	_, err = w.alerter().RunOnce(ctx)
 	require.NoError(t, err)
@@ -332,4 +332,72 @@ func waitVisible(t *testing.T, w *world) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// gate holds the alerter inside its transaction, at its append, until the
+// test lets it go on.
+type gate struct {
+	eventstore.Store
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (g *gate) AppendMulti(ctx context.Context, appends []eventstore.Append) ([]eventstore.AppendResult, error) {
+	g.once.Do(func() {
+		close(g.entered)
+		<-g.release
+	})
+	return g.Store.AppendMulti(ctx, appends)
+}
+
+// TestRescoringWhileAlerting: scores that change while the alerter decides
+// on the old ones are marked again once it has cleared its marks, so the
+// change is decided on next time instead of being lost with the mark.
+func TestRescoringWhileAlerting(t *testing.T) {
+	w := newWorld(t)
+	_, drifter := w.population()
+	w.project(0)
+	ctx := context.Background()
+	before := w.explain(drifter.ID)
+	w.env.IngestAt(tenant, drifter, "teetime.booked", `{"playerId": "p-2", "bookingId": "b2-new"}`, ago(0))
+
+	g := &gate{Store: w.env.Store, entered: make(chan struct{}), release: make(chan struct{})}
+	a := w.alerter()
+	a.Store = g
+	alerted := make(chan error, 1)
+	go func() {
+		_, err := a.RunOnce(ctx)
+		alerted <- err
+	}()
+	<-g.entered // the alerter holds both profiles' marks and scores rows
+	var once sync.Once
+	release := func() { once.Do(func() { close(g.release) }) }
+	defer release()
+
+	projected := make(chan struct{})
+	go func() {
+		defer close(projected)
+		w.project(0)
+	}()
+	require.Eventually(t, func() bool {
+		var waiting int
+		require.NoError(t, w.env.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting))
+		return waiting > 0
+	}, 10*time.Second, 10*time.Millisecond, "the projector waits for the scores row the alerter holds")
+	release()
+	require.NoError(t, <-alerted)
+	<-projected
+
+	after := w.explain(drifter.ID)
+	require.NotEqual(t, before.EngagementScore, after.EngagementScore, "the booking changed the scores")
+	var marked []uuid.UUID
+	rows, err := w.env.Pool.Query(ctx, `SELECT customer_id FROM score_alert_due`)
+	require.NoError(t, err)
+	marked, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	require.NoError(t, err)
+	assert.Equal(t, []uuid.UUID{drifter.ID}, marked, "marked again after the alerter cleared it")
+	n, err := w.alerter().RunOnce(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
 }

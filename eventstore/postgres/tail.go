@@ -42,7 +42,8 @@ func (t *tail) after(from eventstore.Position, limit int) (events []eventstore.E
 	if limit > 0 {
 		j = min(j, i+limit)
 	}
-	events = append([]eventstore.Event(nil), t.events[i:j]...)
+	// Room for the limit: ReadAll appends what it reads past the tail.
+	events = append(make([]eventstore.Event, 0, max(j-i, limit)), t.events[i:j]...)
 	next = from
 	if j > i {
 		next = events[len(events)-1].Position

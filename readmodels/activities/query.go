@@ -88,7 +88,7 @@ type Filter struct {
 }
 
 // Reader answers queries of the timeline and notes read models. Each method
-// runs in its own postgres.InTenant transaction.
+// reads through postgres.ReadInTenant.
 type Reader struct {
 	DB postgres.Beginner
 }
@@ -146,7 +146,7 @@ func PageQuery(tenant string, customerID uuid.UUID, f Filter, p Page) (string, [
 func (r Reader) Page(ctx context.Context, tenant string, customerID uuid.UUID, f Filter, p Page) ([]Activity, *Cursor, error) {
 	var out []Activity
 	var next *Cursor
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		out, next, err = page(ctx, tx, tenant, customerID, f, p)
 		return err
@@ -164,7 +164,7 @@ func (r Reader) Timeline(ctx context.Context, tenant string, id uuid.UUID, f Fil
 	var owner uuid.UUID
 	var out []Activity
 	var next *Cursor
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		if owner, err = customers.Survivor(ctx, tx, tenant, id); err != nil {
 			return err
@@ -178,7 +178,7 @@ func (r Reader) Timeline(ctx context.Context, tenant string, id uuid.UUID, f Fil
 	return owner, out, next, nil
 }
 
-func page(ctx context.Context, tx pgx.Tx, tenant string, customerID uuid.UUID, f Filter, p Page) ([]Activity, *Cursor, error) {
+func page(ctx context.Context, tx postgres.Queryer, tenant string, customerID uuid.UUID, f Filter, p Page) ([]Activity, *Cursor, error) {
 	if strings.TrimSpace(f.Q) != "" && searchQuery(f.Q) == "" {
 		return []Activity{}, nil, nil // nothing searchable in q: it matches nothing
 	}
@@ -273,7 +273,7 @@ func (r Reader) Notes(ctx context.Context, tenant string, id uuid.UUID, f NoteFi
 	limit = Page{Limit: limit}.limit()
 	var owner uuid.UUID
 	var out []Note
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		if owner, err = customers.Survivor(ctx, tx, tenant, id); err != nil {
 			return err
@@ -310,7 +310,7 @@ func (r Reader) Notes(ctx context.Context, tenant string, id uuid.UUID, f NoteFi
 // NoteByID answers one note, deleted or not.
 func (r Reader) NoteByID(ctx context.Context, tenant string, id uuid.UUID) (Note, error) {
 	var n Note
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		n, err = scanNote(tx.QueryRow(ctx, selectNote+` WHERE n.tenant_id = $1 AND n.id = $2`, tenant, id))
 		return err

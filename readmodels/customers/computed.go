@@ -36,7 +36,7 @@ func (c *Customer) SetComputed(x Computed) {
 // read models have not reached it.
 func (r Reader) Computed(ctx context.Context, tenant string, id uuid.UUID) (Computed, error) {
 	var x Computed
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		return tx.QueryRow(ctx, `SELECT `+computedColumns+` FROM `+fromCustomers+` WHERE c.tenant_id = $1 AND c.id = $2`, tenant, id).
 			Scan(&x.LastActivityAt, &x.ActivityCount30d, &x.BookingCount30d, &x.LifetimeValue, &x.LifetimeValueCurrency,
 				&x.EngagementScore, &x.ChurnRiskScore)
@@ -82,7 +82,7 @@ func (r Reader) Tags(ctx context.Context, tenant string, limit int, after *TagCu
 	}
 	sql += ` ORDER BY n DESC, tag LIMIT $2`
 	var out []TagCount
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err

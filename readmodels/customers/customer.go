@@ -2,8 +2,9 @@
 // duplicate_candidates tables, the projector that keeps them from the
 // customer-* streams, and the queries the HTTP API serves from them.
 //
-// Every query runs inside postgres.InTenant, so row-level security confines
-// it to the caller's tenant even where a statement forgets to filter.
+// Every query runs through postgres.ReadInTenant, so row-level security
+// confines it to the caller's tenant even where a statement forgets to
+// filter.
 package customers
 
 import (

@@ -29,9 +29,8 @@ const (
 // cycle, which merges should never make) answers the last profile reached.
 const maxMergeHops = 16
 
-// Reader answers queries of the read model. Each method runs in its own
-// postgres.InTenant transaction, so row-level security holds for all of
-// them.
+// Reader answers queries of the read model. Each method reads through
+// postgres.ReadInTenant, so row-level security holds for all of them.
 type Reader struct {
 	DB postgres.Beginner
 }
@@ -145,7 +144,7 @@ func scanCustomer(row pgx.Row) (Customer, error) {
 // Get answers the profile id as the read model holds it, merged or not.
 func (r Reader) Get(ctx context.Context, tenant string, id uuid.UUID) (Customer, error) {
 	var c Customer
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		c, err = scanCustomer(tx.QueryRow(ctx, `SELECT `+selectCustomer+` FROM `+fromCustomers+` WHERE c.tenant_id = $1 AND c.id = $2`, tenant, id))
 		return err
@@ -163,7 +162,7 @@ func (r Reader) Get(ctx context.Context, tenant string, id uuid.UUID) (Customer,
 // when it was merged away, the survivor of its merges.
 func (r Reader) Current(ctx context.Context, tenant string, id uuid.UUID) (Customer, error) {
 	var c Customer
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		c, err = current(ctx, tx, tenant, id)
 		return err
@@ -174,7 +173,7 @@ func (r Reader) Current(ctx context.Context, tenant string, id uuid.UUID) (Custo
 	return c, nil
 }
 
-func current(ctx context.Context, tx pgx.Tx, tenant string, id uuid.UUID) (Customer, error) {
+func current(ctx context.Context, tx postgres.Queryer, tenant string, id uuid.UUID) (Customer, error) {
 	c, err := scanCustomer(tx.QueryRow(ctx, `
 		WITH RECURSIVE chain (id, merged_into, hops) AS (
 			SELECT id, merged_into, 0 FROM customers WHERE tenant_id = $1 AND id = $2
@@ -235,7 +234,7 @@ func (r Reader) List(ctx context.Context, tenant string, f Filter, page Page) ([
 	sql := `SELECT ` + selectCustomer + ` FROM ` + fromCustomers + ` WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY c.created_at DESC, c.id DESC LIMIT ` + arg(limit+1)
 	var out []Customer
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
@@ -275,7 +274,7 @@ func (r Reader) Resolve(ctx context.Context, tenant string, keys []identity.Key,
 		kinds[i], values[i] = string(k.Kind), k.Value
 	}
 	var res Resolution
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		// The holders of the keys, with every key each holder has (the
 		// rules look at them to spot a different person sharing a key),
 		// in the order the index gave them out, as the resolver expects.
@@ -419,7 +418,7 @@ func (r Reader) Duplicates(ctx context.Context, tenant, status string, page Page
 	}
 	sql += ` ORDER BY d.created_at DESC, d.id LIMIT $3`
 	var out []Duplicate
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		rows, err := tx.Query(ctx, sql, args...)
 		if err != nil {
 			return err
@@ -441,7 +440,7 @@ func (r Reader) Duplicates(ctx context.Context, tenant, status string, page Page
 // DuplicateByID answers one candidate pair.
 func (r Reader) DuplicateByID(ctx context.Context, tenant string, id uuid.UUID) (Duplicate, error) {
 	var d Duplicate
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
 		d, err = scanDuplicate(tx.QueryRow(ctx, selectDuplicate+` WHERE d.tenant_id = $1 AND d.id = $2`, tenant, id))
 		return err

@@ -7,13 +7,15 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/clubcrm/crm/adapters/postgres"
 )
 
-// Survivor answers, within a tenant transaction, the profile id stands for
-// now: id itself, or the survivor of the merges it went through. It answers
+// Survivor answers, through a tenant-bound Queryer, the profile id stands
+// for now: id itself, or the survivor of the merges it went through. It answers
 // ErrNotFound when the read model holds no profile id. Other read models
 // (the timeline, notes) use it to serve a merged-away id as its survivor.
-func Survivor(ctx context.Context, tx pgx.Tx, tenant string, id uuid.UUID) (uuid.UUID, error) {
+func Survivor(ctx context.Context, tx postgres.Queryer, tenant string, id uuid.UUID) (uuid.UUID, error) {
 	var out uuid.UUID
 	err := tx.QueryRow(ctx, `
 		WITH RECURSIVE chain (id, merged_into, hops) AS (

@@ -14,7 +14,7 @@ import (
 // created, another tenant's, or merged away.
 func (r Reader) Unknown(ctx context.Context, tenant string, ids []uuid.UUID) ([]uuid.UUID, error) {
 	var out []uuid.UUID
-	err := postgres.InTenant(ctx, r.DB, tenant, func(tx pgx.Tx) error {
+	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		rows, err := tx.Query(ctx, `SELECT x.id FROM unnest($2::uuid[]) AS x(id)
 WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.tenant_id = $1 AND c.id = x.id AND c.status <> 'MERGED')`, tenant, ids)
 		if err != nil {

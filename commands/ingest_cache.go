@@ -17,8 +17,13 @@ import (
 
 // DefaultProfileCacheSize is how many folded profiles an Ingest keeps
 // between batches unless told otherwise: a few KiB each at most (notes
-// make some larger), tens of MiB in all.
-const DefaultProfileCacheSize = 20_000
+// make some larger), about 10 MiB in all. It covers the last seconds of
+// traffic, where one person's events come together (a message sent,
+// delivered and opened; a booking and its payment). It was 20,000: at
+// 200,000 people that held a third of crm serve's live heap for few hits,
+// and marking it was much of the collector's work (docs/performance.md,
+// 2026-12-06, midday).
+const DefaultProfileCacheSize = 5_000
 
 // profileCache keeps folded profiles between batches, so that an event
 // about someone seen recently costs no stream read and no fold.

@@ -9,10 +9,13 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
+
+	app "github.com/clubcrm/crm/commands"
 )
 
 // Config is the service's configuration, read from environment variables
@@ -34,11 +37,15 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit in bytes, 0 for
 	// none; GOMEMLIMIT, when set, wins (see applyMemoryLimit).
 	MemoryLimit int64
+	// ProfileCacheSize is how many folded profiles ingestion keeps between
+	// batches, 0 for none (commands.Ingest.ProfileCacheSize).
+	ProfileCacheSize int
 
-	logLevel       string
-	roles          string
-	segmentRefresh string
-	memoryLimit    string
+	logLevel         string
+	roles            string
+	segmentRefresh   string
+	memoryLimit      string
+	profileCacheSize string
 
 	// Tests point ingestion at streams of their own; empty means the
 	// upstream services' streams (ingest.DefaultStreams).
@@ -92,6 +99,9 @@ var settings = []setting{
 	{"CRM_MEMORY_LIMIT", "memory-limit", "200MiB",
 		"soft limit of the Go runtime's memory, as GOMEMLIMIT writes it (200MiB, 1GiB) or off; GOMEMLIMIT, when set, wins",
 		func(c *Config) *string { return &c.memoryLimit }, checkMemoryLimit},
+	{"CRM_PROFILE_CACHE_SIZE", "profile-cache-size", strconv.Itoa(app.DefaultProfileCacheSize),
+		"folded profiles ingestion keeps between batches, so an event about someone seen recently reads no stream (0: none)",
+		func(c *Config) *string { return &c.profileCacheSize }, checkCount(1_000_000)},
 }
 
 // bindConfig adds the named settings' flags to fs, each defaulting to its
@@ -141,6 +151,7 @@ func bindConfig(fs *flag.FlagSet, cfg *Config, envs ...string) func() error {
 		cfg.Roles = splitList(cfg.roles)
 		cfg.SegmentRefresh, _ = time.ParseDuration(cfg.segmentRefresh)
 		cfg.MemoryLimit, _ = parseMemoryLimit(cfg.memoryLimit)
+		cfg.ProfileCacheSize, _ = strconv.Atoi(cfg.profileCacheSize)
 		return nil
 	}
 }
@@ -192,6 +203,16 @@ func checkInterval(least time.Duration) func(string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < least {
 			return fmt.Errorf("%q: must be a duration of at least %s, such as 15m or 1h", v, least)
+		}
+		return nil
+	}
+}
+
+func checkCount(most int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > most {
+			return fmt.Errorf("%q: must be a whole number from 0 to %d", v, most)
 		}
 		return nil
 	}

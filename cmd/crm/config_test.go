@@ -25,6 +25,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{env: map[string]string{"CRM_JWKS_URL": "ftp://idp/keys"}, wants: []string{"CRM_JWKS_URL"}},
 		{env: map[string]string{"CRM_LOG_LEVEL": "loud"}, wants: []string{"CRM_LOG_LEVEL", "debug, info, warn, error"}},
 		{env: map[string]string{"CRM_ROLES": "api,cooking"}, wants: []string{"CRM_ROLES", "cooking"}},
+		{env: map[string]string{"CRM_PROFILE_CACHE_SIZE": "-1"}, wants: []string{"CRM_PROFILE_CACHE_SIZE", "0 to 1000000"}},
+		{args: []string{"--profile-cache-size", "lots"}, wants: []string{"--profile-cache-size"}},
 		{args: []string{"--log-level", "shout"}, wants: []string{"--log-level"}},
 		{env: map[string]string{"CRM_LOG_LEVEL": "loud", "CRM_EVENTSTORE": "kafka"}, wants: []string{"CRM_LOG_LEVEL", "CRM_EVENTSTORE"}},
 		{env: map[string]string{"CRM_EVENTSTORE": "esdb"}, wants: []string{"EVENTSTORE_URL", "must be set"}},

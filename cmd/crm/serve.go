@@ -104,7 +104,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 
 	index := &postgres.IdentityIndex{Pool: pool}
 	settings := &app.Settings{Store: store}
-	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log}
+	cache := cfg.ProfileCacheSize
+	if cache == 0 {
+		cache = -1 // none: the field's zero means its default
+	}
+	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log, ProfileCacheSize: cache}
 	wlog := watermill.NewSlogLogger(log)
 	// The publisher is never closed: redisstream's Close would close the
 	// shared Redis client, which serve closes itself.

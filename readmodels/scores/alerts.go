@@ -20,9 +20,9 @@ const (
 	DefaultAlertBatchSize = 2_000
 )
 
-// Alerter turns score changes into events: it looks at the rows whose
-// scores changed (score_alert_due), decides with scoring.Decide against what it
-// remembers of each profile (score_alerts), appends the decided events to
+// Alerter turns score changes into events: it looks at the profiles whose
+// scores changed (score_alert_due), decides with scoring.Decide against
+// what it remembers of each (score_alerts), appends the decided events to
 // the profiles' streams and then saves its state, in that order. A crash
 // in between decides the same events again, with the same sequence
 // numbers and so the same event ids: the append is a no-op. Rows are

@@ -39,16 +39,27 @@ func ReadInTenant(ctx context.Context, db Beginner, tenant string, fn func(Query
 	if _, tx := db.(pgx.Tx); !ok || tx {
 		return InTenant(ctx, db, tenant, func(tx pgx.Tx) error { return fn(tx) })
 	}
-	return fn(tenantReads{db: b, tenant: tenant})
+	r := &tenantReads{db: b, tenant: tenant}
+	defer r.close()
+	return fn(r)
 }
 
 type tenantReads struct {
 	db     batchSender
 	tenant string
+	open   []*batchRows
+}
+
+// close closes rows fn left open: open rows hold their pooled connection,
+// as a transaction left open would.
+func (r *tenantReads) close() {
+	for _, rows := range r.open {
+		rows.Close()
+	}
 }
 
 // Query implements Queryer.
-func (r tenantReads) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+func (r *tenantReads) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	b := &pgx.Batch{}
 	b.Queue(sqlBind, TenantRole, r.tenant)
 	b.Queue(sql, args...)
@@ -62,11 +73,13 @@ func (r tenantReads) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 		br.Close() //nolint:errcheck // the query's error is the one to report
 		return nil, err
 	}
-	return &batchRows{Rows: rows, br: br}, nil
+	out := &batchRows{Rows: rows, br: br}
+	r.open = append(r.open, out)
+	return out, nil
 }
 
 // QueryRow implements Queryer.
-func (r tenantReads) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+func (r *tenantReads) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	rows, err := r.Query(ctx, sql, args...)
 	return row{rows: rows, err: err}
 }

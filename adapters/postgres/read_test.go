@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -120,6 +121,17 @@ func TestReadInTenant(t *testing.T) {
 		})
 		require.NoError(t, err)
 		unbound()
+	})
+	t.Run("rows never closed", func(t *testing.T) {
+		err := postgres.ReadInTenant(ctx, pool, "club-a", func(q postgres.Queryer) error {
+			_, err := q.Query(ctx, `SELECT body FROM notes_rm`)
+			return err
+		})
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT 1`).Scan(&n), "the read gave its connection back")
 	})
 	t.Run("inside a transaction", func(t *testing.T) {
 		tx, err := pool.Begin(ctx)

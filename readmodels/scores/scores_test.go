@@ -219,6 +219,14 @@ func TestDecayModelChangeAndRebuild(t *testing.T) {
 	w.project(0)
 	ctx := context.Background()
 	before := w.explain(golfer.ID)
+	due := func() int {
+		var n int
+		require.NoError(t, w.env.Pool.QueryRow(ctx, `SELECT count(*) FROM score_alert_due WHERE customer_id = $1`, golfer.ID).Scan(&n))
+		return n
+	}
+	_, err := w.alerter().RunOnce(ctx)
+	require.NoError(t, err)
+	require.Zero(t, due(), "the alerter cleared the projector's mark")
 
 	// Thirty days with no events: recency decays.
 	w.clock.set(day0.Add(30 * 24 * time.Hour))
@@ -226,6 +234,7 @@ func TestDecayModelChangeAndRebuild(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, led)
 	assert.Equal(t, 2, n)
+	assert.Equal(t, 1, due(), "the job marked the changed scores")
 	after := w.explain(golfer.ID)
 	assert.Equal(t, "2026-04-30", after.ScoredOn)
 	assert.Equal(t, 32, component(after.Engagement, "recency").Input["daysSinceLastActivity"])
@@ -288,6 +297,8 @@ func TestMergeMovesInputs(t *testing.T) {
 	var n int
 	require.NoError(t, w.env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM customer_scores`).Scan(&n))
 	assert.Equal(t, 1, n, "the absorbed profile's row is gone")
+	require.NoError(t, w.env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM score_alert_due WHERE customer_id <> $1`, survivor.ID).Scan(&n))
+	assert.Zero(t, n, "and so is its alert mark")
 }
 
 func TestOtherTenantsScoresAreNotFound(t *testing.T) {

@@ -51,6 +51,9 @@ type Config struct {
 	// upstream services' streams (ingest.DefaultStreams).
 	streams          []string
 	deadLetterStream string
+	// Tests publish to streams of their own too: topicPrefix goes before
+	// every topic published to (crm.events, messaging.segments).
+	topicPrefix string
 }
 
 // Service roles that serve can run; each may run as its own process.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
+	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/adapters/httpapi"
@@ -112,9 +113,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	wlog := watermill.NewSlogLogger(log)
 	// The publisher is never closed: redisstream's Close would close the
 	// shared Redis client, which serve closes itself.
-	pub, err := redisstream.NewPublisher(redisstream.PublisherConfig{Client: rdb}, wlog)
+	var pub message.Publisher
+	pub, err = redisstream.NewPublisher(redisstream.PublisherConfig{Client: rdb}, wlog)
 	if err != nil {
 		return fmt.Errorf("redis publisher: %w", err)
+	}
+	if cfg.topicPrefix != "" {
+		pub = prefixed{Publisher: pub, prefix: cfg.topicPrefix}
 	}
 	models := &app.ScoringModels{Store: store}
 	rt, err := projections.New(pool, store, allProjectors(pub, models), projections.WithLogger(log), projections.WithRegisterer(reg))

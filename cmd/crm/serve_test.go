@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -14,11 +16,20 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clubcrm/crm/adapters/auth"
+	"github.com/clubcrm/crm/adapters/outbox"
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 	"github.com/clubcrm/crm/adapters/redistest"
+	"github.com/clubcrm/crm/readmodels/segments"
 )
 
 const testSecret = "serve-test-secret-0123456789"
+
+// streamPrefix answers a prefix that makes a test's Redis streams its own.
+func streamPrefix() string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	return "test." + hex.EncodeToString(b) + "."
+}
 
 type client struct {
 	t    *testing.T
@@ -76,9 +87,11 @@ func tokenFor(t *testing.T, tenant string, roles ...string) string {
 // over HTTP: upstream events in, profiles out, read-your-writes, merge.
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
+	prefix := streamPrefix()
+	redistest.New(t, prefix+outbox.Topic, prefix+segments.MessagingTopic) // deleted when the test ends
 	cfg := &Config{
 		DatabaseURL: pgtest.NewDatabase(t), RedisURL: redistest.URL(), HTTPAddr: "127.0.0.1:0",
-		EventStore: "postgres", JWTSecret: testSecret, Roles: []string{roleAPI, roleProjector},
+		EventStore: "postgres", JWTSecret: testSecret, Roles: []string{roleAPI, roleProjector}, topicPrefix: prefix,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,8 +15,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/clubcrm/crm/adapters/auth"
+	"github.com/clubcrm/crm/adapters/outbox"
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 	"github.com/clubcrm/crm/adapters/redistest"
+	"github.com/clubcrm/crm/readmodels/segments"
 )
 
 // TestTimelineThroughRedis runs `crm serve` with every role, publishes the
@@ -26,15 +26,13 @@ import (
 // timeline, the metrics, notes and tags back over HTTP.
 func TestTimelineThroughRedis(t *testing.T) {
 	t.Parallel()
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	prefix := "test." + hex.EncodeToString(b) + "."
+	prefix := streamPrefix()
 	scl, teetime, messaging, dead := prefix+"scl.events", prefix+"teetime.events", prefix+"messaging.events", prefix+"crm.deadletter"
-	rdb := redistest.New(t, scl, teetime, messaging, dead)
+	rdb := redistest.New(t, scl, teetime, messaging, dead, prefix+outbox.Topic, prefix+segments.MessagingTopic)
 	cfg := &Config{
 		DatabaseURL: pgtest.NewDatabase(t), RedisURL: redistest.URL(), HTTPAddr: "127.0.0.1:0",
 		EventStore: "postgres", JWTSecret: testSecret, Roles: allRoles, ConsumerName: "timeline-e2e",
-		streams: []string{scl, teetime, messaging}, deadLetterStream: dead,
+		streams: []string{scl, teetime, messaging}, deadLetterStream: dead, topicPrefix: prefix,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
@@ -153,6 +151,12 @@ func TestTimelineThroughRedis(t *testing.T) {
 	assert.Len(t, hits["items"], 1)
 	mb, _ := json.Marshal(hits["items"].([]any)[0].(map[string]any)["metadata"])
 	assert.JSONEq(t, `{"memberId": 42, "paymentId": "pay-2", "amountCents": 125000, "currency": "ZAR", "reason": "card expired", "upstreamEventId": "scl-3"}`, string(mb))
+
+	// The produced events left through the outbox, on the test's own stream.
+	require.Eventually(t, func() bool {
+		n, err := rdb.XLen(context.Background(), prefix+outbox.Topic).Result()
+		return err == nil && n > 0
+	}, 15*time.Second, 50*time.Millisecond, "crm.events under the test's prefix")
 
 	cancel()
 	select {

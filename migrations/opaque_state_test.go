@@ -2,15 +2,12 @@ package migrations_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"testing"
 
-	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 	"github.com/clubcrm/crm/migrations"
 )
 
@@ -20,18 +17,11 @@ import (
 func TestOpaqueStateKeepsRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn := pgtest.EmptyDatabase(t)
-	db, err := sql.Open("pgx", dsn)
-	require.NoError(t, err)
-	defer db.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS)
-	require.NoError(t, err)
-	_, err = p.UpTo(ctx, 14)
-	require.NoError(t, err)
+	db, dsn, _ := atVersion(t, 14)
 
 	profile := `{"id": "7d2f0c7e-4a57-4c39-9c1b-2b8f0a5a1e11", "tenantId": "club-1", "version": 3, "tags": ["vip"]}`
 	timeline := `{"handicap": 12.4}`
-	_, err = db.ExecContext(ctx, `INSERT INTO customers (tenant_id, id, version, status, lifecycle_stage, created_at, updated_at, state)
+	_, err := db.ExecContext(ctx, `INSERT INTO customers (tenant_id, id, version, status, lifecycle_stage, created_at, updated_at, state)
 		VALUES ('club-1', '7d2f0c7e-4a57-4c39-9c1b-2b8f0a5a1e11', 3, 'ACTIVE', 'MEMBER', now(), now(), $1::jsonb)`, profile)
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `INSERT INTO timeline_state (tenant_id, customer_id, state)

@@ -16,6 +16,29 @@ import (
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 )
 
+// onePool answers a pool of one connection to a database of t's own,
+// closed when t ends; wrap, when not nil, wraps the connection.
+func onePool(t *testing.T, wrap func(net.Conn) net.Conn) *pgxpool.Pool {
+	_, dsn := pgtest.New(t)
+	cfg, err := pgxpool.ParseConfig(dsn)
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	if wrap != nil {
+		dial := cfg.ConnConfig.DialFunc
+		cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
 // TestReadInTenant proves that pipelined reads see only their tenant's
 // rows, that the binding ends with each statement (one connection serves
 // them all here, so a leak would show), and that errors come back whole
@@ -23,21 +46,12 @@ import (
 func TestReadInTenant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, dsn := pgtest.New(t)
-	cfg, err := pgxpool.ParseConfig(dsn)
-	require.NoError(t, err)
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer pool.Close()
-	_, err = pool.Exec(ctx, `
+	pool := onePool(t, nil)
+	_, err := pool.Exec(ctx, `
 		CREATE TABLE notes_rm (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
 		SELECT crm_enable_tenancy('notes_rm');
 		INSERT INTO notes_rm VALUES ('club-a', 1, 'a1'), ('club-a', 2, 'a2'), ('club-b', 1, 'b1');`)
 	require.NoError(t, err)
-	outer, err := pool.Begin(ctx)
-	require.NoError(t, err)
-	require.NoError(t, outer.Rollback(ctx))
 
 	read := func(db postgres.Beginner, tenant string) []string {
 		var bodies []string
@@ -161,22 +175,8 @@ func (w writes) Write(b []byte) (int, error) {
 func TestReadInTenantRoundTrips(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	_, dsn := pgtest.New(t)
-	cfg, err := pgxpool.ParseConfig(dsn)
-	require.NoError(t, err)
-	cfg.MaxConns = 1
 	var sent atomic.Int64
-	dial := cfg.ConnConfig.DialFunc
-	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return writes{Conn: c, n: &sent}, nil
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	defer pool.Close()
+	pool := onePool(t, func(c net.Conn) net.Conn { return writes{Conn: c, n: &sent} })
 
 	count := func(read func() error) int64 {
 		require.NoError(t, read()) // prepares

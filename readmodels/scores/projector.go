@@ -196,8 +196,9 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	}
 	b := &pgx.Batch{}
 	if len(goneIDs) > 0 {
-		b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, table), goneT, goneIDs)
-		b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, dueTable), goneT, goneIDs)
+		for _, t := range []string{table, dueTable} {
+			b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE (tenant_id, customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, t), goneT, goneIDs)
+		}
 	}
 	if len(up.ids) > 0 {
 		b.Queue(fmt.Sprintf(`INSERT INTO %s AS s (tenant_id, customer_id, engagement_score, churn_risk_score, model_version, computed_at, inputs, scored_on, revision)

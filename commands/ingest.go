@@ -55,6 +55,10 @@ type Ingest struct {
 	// batches (see profileCache): 0 means DefaultProfileCacheSize, a
 	// negative number none at all.
 	ProfileCacheSize int
+	// Snapshots, when set, keeps folded profiles that loading a profile
+	// the cache does not hold starts from, so that only the events after
+	// one are read. An attempt after a lost race reads whole streams.
+	Snapshots ProfileSnapshots
 
 	cacheOnce sync.Once
 	cache     *profileCache
@@ -298,7 +302,7 @@ func (h *Ingest) attempt(ctx context.Context, settings map[string]identity.Setti
 			toLoad, reading[k] = append(toLoad, k), true
 		}
 	}
-	got, err := h.loadProfiles(ctx, toLoad)
+	got, err := h.loadProfiles(ctx, toLoad, !cautious)
 	if err != nil {
 		return err
 	}

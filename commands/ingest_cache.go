@@ -98,26 +98,39 @@ func (c *profileCache) put(tenant string, p *customer.Profile) {
 // connections' worth, leaving the pool to other work.
 const loadParallelism = 4
 
-// loadProfiles folds the streams of ids, at most loadParallelism reads at
+// loadProfiles folds the profiles of ids, at most loadParallelism reads at
 // a time: over a store that reads many streams at once
 // (eventstore.StreamsReader), one statement per share of the ids, else one
 // per stream. One statement for them all would be the fewest, but the
 // rows of a profile's history lie on pages of their own, and one backend
 // reading six thousand of them took twice as long as four sharing them.
-func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profileKey]*customer.Profile, error) {
+// With snapshots (and h.Snapshots set), each profile starts from the fold
+// kept of it, and only the events after that are read.
+func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey, snapshots bool) (map[profileKey]*customer.Profile, error) {
 	out := make(map[profileKey]*customer.Profile, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	r, many := h.Store.(eventstore.StreamsReader)
 	load := func(ctx context.Context, share []profileKey) (map[profileKey]*customer.Profile, error) {
-		p, err := LoadProfile(ctx, h.Store, share[0].tenant, share[0].id)
-		return map[profileKey]*customer.Profile{share[0]: p}, err
+		start, err := h.starts(ctx, share, snapshots)
+		if err != nil {
+			return nil, err
+		}
+		if many {
+			return readProfiles(ctx, r, start)
+		}
+		got := make(map[profileKey]*customer.Profile, len(start))
+		for _, p := range start {
+			if p, err = foldFrom(ctx, h.Store, p, time.Time{}); err != nil {
+				return nil, err
+			}
+			got[profileKey{p.TenantID, p.ID}] = p
+		}
+		return got, nil
 	}
 	size := 1
-	if r, ok := h.Store.(eventstore.StreamsReader); ok {
-		load = func(ctx context.Context, share []profileKey) (map[profileKey]*customer.Profile, error) {
-			return readProfiles(ctx, r, share)
-		}
+	if many {
 		size = (len(ids) + loadParallelism - 1) / loadParallelism
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -160,23 +173,50 @@ func (h *Ingest) loadProfiles(ctx context.Context, ids []profileKey) (map[profil
 	return out, nil
 }
 
-// readProfiles folds the streams of ids from one read of them all.
-func readProfiles(ctx context.Context, r eventstore.StreamsReader, ids []profileKey) (map[profileKey]*customer.Profile, error) {
-	streams := make([]string, len(ids))
-	for i, id := range ids {
-		streams[i] = customer.Stream(id.id)
-	}
-	byStream, err := r.ReadStreams(ctx, streams)
-	if err != nil {
-		return nil, fmt.Errorf("load %d profiles: %w", len(ids), err)
-	}
-	out := make(map[profileKey]*customer.Profile, len(ids))
-	for i, id := range ids {
-		p, _, err := foldProfile(&customer.Profile{ID: id.id, TenantID: id.tenant}, byStream[streams[i]], time.Time{})
+// starts answers the profiles of ids to fold their streams' events into:
+// the kept fold of each that h.Snapshots has (when snapshots is set), an
+// empty profile for the others.
+func (h *Ingest) starts(ctx context.Context, ids []profileKey, snapshots bool) ([]*customer.Profile, error) {
+	kept := map[profileKey]*customer.Profile{}
+	if snapshots && h.Snapshots != nil {
+		tenants, uids := make([]string, len(ids)), make([]uuid.UUID, len(ids))
+		for i, k := range ids {
+			tenants[i], uids[i] = k.tenant, k.id
+		}
+		got, err := h.Snapshots.ProfileSnapshots(ctx, tenants, uids)
 		if err != nil {
+			return nil, fmt.Errorf("load %d profiles: %w", len(ids), err)
+		}
+		for _, p := range got {
+			kept[profileKey{p.TenantID, p.ID}] = p
+		}
+	}
+	out := make([]*customer.Profile, len(ids))
+	for i, k := range ids {
+		if out[i] = kept[k]; out[i] == nil {
+			out[i] = &customer.Profile{ID: k.id, TenantID: k.tenant}
+		}
+	}
+	return out, nil
+}
+
+// readProfiles folds into each of start the events of its stream after
+// its version, from one read of them all.
+func readProfiles(ctx context.Context, r eventstore.StreamsReader, start []*customer.Profile) (map[profileKey]*customer.Profile, error) {
+	from := make(map[string]uint64, len(start))
+	for _, p := range start {
+		from[customer.Stream(p.ID)] = p.Version + 1
+	}
+	byStream, err := r.ReadStreams(ctx, from)
+	if err != nil {
+		return nil, fmt.Errorf("load %d profiles: %w", len(start), err)
+	}
+	out := make(map[profileKey]*customer.Profile, len(start))
+	for _, p := range start {
+		k := profileKey{p.TenantID, p.ID}
+		if out[k], _, err = foldProfile(p, byStream[customer.Stream(p.ID)], time.Time{}); err != nil {
 			return nil, err
 		}
-		out[id] = p
 	}
 	return out, nil
 }

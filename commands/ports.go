@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/identity"
 )
 
@@ -37,6 +38,14 @@ type IdentityIndex interface {
 	Resolve(ctx context.Context, reqs []ResolveRequest, decide Decider) error
 	// Repoint moves every key of a merged-away profile to its survivor.
 	Repoint(ctx context.Context, tenant string, from, to uuid.UUID, causedBy string) error
+}
+
+// ProfileSnapshots keeps folded profiles for loading to start from, so
+// that only the events after one are read from its stream. A profile it
+// answers must be exactly the fold of the first Version events of its
+// stream; the pairs (tenants[i], ids[i]) it keeps none of are left out.
+type ProfileSnapshots interface {
+	ProfileSnapshots(ctx context.Context, tenants []string, ids []uuid.UUID) ([]*customer.Profile, error)
 }
 
 // InboxEntry records an upstream event turned into domain events.

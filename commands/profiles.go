@@ -67,12 +67,18 @@ func LoadProfile(ctx context.Context, store eventstore.Store, tenant string, id 
 // LoadProfileAsOf folds a profile from the events recorded up to asOf (all
 // of them when asOf is zero): the profile as it stood at that instant.
 func LoadProfileAsOf(ctx context.Context, store eventstore.Store, tenant string, id uuid.UUID, asOf time.Time) (*customer.Profile, error) {
-	p := &customer.Profile{ID: id, TenantID: tenant}
-	stream := customer.Stream(id)
-	for from := uint64(1); ; {
+	return foldFrom(ctx, store, &customer.Profile{ID: id, TenantID: tenant}, asOf)
+}
+
+// foldFrom folds into p the events of its stream after p.Version recorded
+// up to asOf (all of them when asOf is zero). A stream that does not exist
+// answers a profile that does not exist, whatever p held.
+func foldFrom(ctx context.Context, store eventstore.Store, p *customer.Profile, asOf time.Time) (*customer.Profile, error) {
+	stream := customer.Stream(p.ID)
+	for from := p.Version + 1; ; {
 		evs, err := store.ReadStream(ctx, stream, from, loadPage)
 		if errors.Is(err, eventstore.ErrStreamNotFound) {
-			return p, nil
+			return &customer.Profile{ID: p.ID, TenantID: p.TenantID}, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load %s: %w", stream, err)

@@ -195,14 +195,17 @@ type Store interface {
 	Close() error
 }
 
-// StreamsReader is a Store that reads many whole streams in one call: a
-// command handler loading every aggregate a batch touches pays one round
-// trip instead of one per stream. Backends without it are read stream by
+// StreamsReader is a Store that reads many streams in one call: a command
+// handler loading every aggregate a batch touches pays one round trip
+// instead of one per stream. Backends without it are read stream by
 // stream.
 type StreamsReader interface {
-	// ReadStreams answers every event of each of streams, oldest first, by
-	// stream. A stream that does not exist has no entry.
-	ReadStreams(ctx context.Context, streams []string) (map[string][]Event, error)
+	// ReadStreams answers, by stream, the events of each stream in from at
+	// version from[stream] and later, oldest first: the whole stream for 0
+	// or 1, only what follows a snapshot for the snapshot's version + 1. A
+	// stream with no such event (none at all, or none that late) has no
+	// entry.
+	ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]Event, error)
 }
 
 var (

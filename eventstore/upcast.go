@@ -141,8 +141,8 @@ type upcastingStreams struct {
 	streams StreamsReader
 }
 
-func (s *upcastingStreams) ReadStreams(ctx context.Context, streams []string) (map[string][]Event, error) {
-	byStream, err := s.streams.ReadStreams(ctx, streams)
+func (s *upcastingStreams) ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]Event, error) {
+	byStream, err := s.streams.ReadStreams(ctx, from)
 	if err != nil {
 		return nil, err
 	}

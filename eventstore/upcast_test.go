@@ -135,7 +135,7 @@ func TestUpcasting(t *testing.T) {
 	t.Run("read streams", func(t *testing.T) {
 		r, ok := store.(eventstore.StreamsReader)
 		require.True(t, ok, "the wrapper keeps the backend's multi-stream read")
-		got, err := r.ReadStreams(ctx, []string{"member-1", "member-2", "member-3", "member-absent"})
+		got, err := r.ReadStreams(ctx, map[string]uint64{"member-1": 1, "member-2": 1, "member-3": 0, "member-absent": 1})
 		require.NoError(t, err)
 		require.Len(t, got, 3, "an absent stream has no entry")
 		for _, events := range got {

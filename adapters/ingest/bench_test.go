@@ -435,9 +435,9 @@ func (s timedStore) ReadStream(ctx context.Context, stream string, from uint64, 
 	return s.Store.ReadStream(ctx, stream, from, limit)
 }
 
-func (s timedStore) ReadStreams(ctx context.Context, streams []string) (map[string][]eventstore.Event, error) {
+func (s timedStore) ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]eventstore.Event, error) {
 	defer s.t.add("read", time.Now())
-	return s.Store.(eventstore.StreamsReader).ReadStreams(ctx, streams)
+	return s.Store.(eventstore.StreamsReader).ReadStreams(ctx, from)
 }
 
 func (s timedStore) AppendMulti(ctx context.Context, a []eventstore.Append) ([]eventstore.AppendResult, error) {

@@ -109,7 +109,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, ready chan<- stri
 	if cache == 0 {
 		cache = -1 // none: the field's zero means its default
 	}
-	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log, ProfileCacheSize: cache}
+	ingestCmd := &app.Ingest{Store: store, Index: index, Inbox: index, Settings: settings, Log: log, ProfileCacheSize: cache,
+		Snapshots: customers.Snapshots{DB: pool}}
 	wlog := watermill.NewSlogLogger(log)
 	// The publisher is never closed: redisstream's Close would close the
 	// shared Redis client, which serve closes itself.

@@ -87,6 +87,15 @@ type Link struct {
 	LinkedAt   time.Time    `json:"linkedAt"`
 }
 
+// FoldVersion names how a stream folds into a Profile: Apply, and the
+// Profile's JSON form. A fold kept outside the stream (the customers read
+// model's state) records it, and the command side starts loading from one
+// only when it was folded the way this build folds. Raise it with any
+// change that makes a kept fold differ from a fresh fold of the same
+// events; until the customers read model is rebuilt, profiles are then
+// read from their whole streams, as if no fold were kept.
+const FoldVersion = 1
+
 // Profile is the CustomerProfile aggregate's state.
 type Profile struct {
 	ID       uuid.UUID

@@ -150,17 +150,22 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64, limi
 	return events, nil
 }
 
-// ReadStreams answers every event of each of streams, oldest first, by
-// stream, in one statement (eventstore.StreamsReader); a stream that does
-// not exist has no entry.
-func (s *Store) ReadStreams(ctx context.Context, streams []string) (map[string][]eventstore.Event, error) {
-	out := make(map[string][]eventstore.Event, len(streams))
-	if len(streams) == 0 {
+// ReadStreams answers the events of each stream in from at version
+// from[stream] and later, oldest first, by stream, in one statement
+// (eventstore.StreamsReader); a stream with no such event has no entry.
+func (s *Store) ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]eventstore.Event, error) {
+	out := make(map[string][]eventstore.Event, len(from))
+	if len(from) == 0 {
 		return out, nil
 	}
-	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version`, streams)
+	streams, versions := make([]string, 0, len(from)), make([]int64, 0, len(from))
+	for stream, v := range from {
+		streams, versions = append(streams, stream), append(versions, int64(min(v, math.MaxInt64)))
+	}
+	events, err := s.query(ctx, `SELECT `+eventColumns+` FROM unnest($1::text[], $2::bigint[]) AS k(k_stream, k_from)
+JOIN events ON stream = k_stream AND version >= k_from ORDER BY stream, version`, streams, versions)
 	if err != nil {
-		return nil, fmt.Errorf("read %d streams: %w", len(streams), err)
+		return nil, fmt.Errorf("read %d streams: %w", len(from), err)
 	}
 	for _, e := range events {
 		out[e.Stream] = append(out[e.Stream], e)

@@ -394,7 +394,7 @@ func testReadStream(t *testing.T, s eventstore.Store) {
 }
 
 // testReadStreams holds a backend that reads many streams at once to what
-// reading them one by one answers.
+// reading them one by one answers, from the start or from a version on.
 func testReadStreams(t *testing.T, s eventstore.Store) {
 	r, ok := s.(eventstore.StreamsReader)
 	if !ok {
@@ -412,7 +412,7 @@ func testReadStreams(t *testing.T, s eventstore.Store) {
 	_, err = s.Append(ctx, other, eventstore.NoStream, event("Counted", 1))
 	require.NoError(t, err)
 
-	got, err := r.ReadStreams(ctx, []string{short, absent, long})
+	got, err := r.ReadStreams(ctx, map[string]uint64{short: 0, absent: 1, long: 1})
 	require.NoError(t, err)
 	assert.NotContains(t, got, absent, "a stream that does not exist has no entry")
 	assert.NotContains(t, got, other, "only the streams asked for")
@@ -422,6 +422,15 @@ func testReadStreams(t *testing.T, s eventstore.Store) {
 		assert.Equal(t, want, got[stream], stream)
 	}
 	assert.Len(t, got[long], 10)
+
+	// From a version on: what follows a snapshot, and nothing once the
+	// snapshot is the newest.
+	tail, err := r.ReadStreams(ctx, map[string]uint64{long: 7, short: 2, absent: 3})
+	require.NoError(t, err)
+	want, err := s.ReadStream(ctx, long, 7, 100)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]eventstore.Event{long: want}, tail, "only events at the versions asked for and later")
+	assert.Len(t, want, 4)
 
 	none, err := r.ReadStreams(ctx, nil)
 	require.NoError(t, err)

@@ -250,6 +250,7 @@ type row struct {
 	MergedInto         *uuid.UUID           `json:"merged_into"`
 	CreatedAt          time.Time            `json:"created_at"`
 	UpdatedAt          time.Time            `json:"updated_at"`
+	Fold               int                  `json:"fold"`
 }
 
 // columns lists the customers columns the projector writes from row, with
@@ -265,6 +266,7 @@ var columns = []struct{ name, typ string }{
 	{"membership_tier", "text"}, {"membership_status", "text"},
 	{"email_opt_in", "boolean"}, {"sms_opt_in", "boolean"}, {"push_opt_in", "boolean"}, {"whatsapp_opt_in", "boolean"},
 	{"merged_into", "uuid"}, {"created_at", "timestamptz"}, {"updated_at", "timestamptz"},
+	{"fold", "smallint"},
 }
 
 func upsertSQL(table string) string {
@@ -306,6 +308,7 @@ func rowOf(p *customer.Profile) row {
 		MembershipTier: c.MembershipTier, MembershipStatus: c.MembershipStatus,
 		EmailOptIn: c.EmailOptIn, SMSOptIn: c.SMSOptIn, PushOptIn: c.PushOptIn, WhatsAppOptIn: c.WhatsAppOptIn,
 		MergedInto: c.MergedInto, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		Fold: customer.FoldVersion,
 	}
 	if r.Handicap != nil && math.Abs(*r.Handicap) > maxHandicap+0.05 {
 		r.Handicap = nil

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/clubcrm/crm/adapters/postgres"
 	app "github.com/clubcrm/crm/commands"
+	"github.com/clubcrm/crm/migrations"
 	"github.com/clubcrm/crm/projections"
 )
 
@@ -58,6 +60,16 @@ func runProjections(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 
 	log := newLogger(os.Stderr, cfg.LogLevel)
+	// A rebuild writes the read models as this build shapes them: on a
+	// database an older build migrated, it failed on the first missing
+	// column. Bring the schema up first, as serve does.
+	n, err := migrations.Up(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("database migrated", slog.Int("applied", n))
+	}
 	pool, err := postgres.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("DATABASE_URL: %w", err)

@@ -97,3 +97,20 @@ func liveProject(t *testing.T, pool *pgxpool.Pool, store eventstore.Store) func(
 	require.NoError(t, rt.WaitFor(context.Background(), customers.Name, last, 20*time.Second))
 	return func() { cancel(); <-done; rt.Close() }
 }
+
+// TestProjectionsMigratesFirst: on a database an older build migrated
+// (here, none did), a rebuild brings the schema up before it writes the
+// read models as this build shapes them.
+func TestProjectionsMigratesFirst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.EmptyDatabase(t)
+	var out bytes.Buffer
+	require.NoError(t, dispatch(ctx, []string{"projections", "--database-url", dsn, "rebuild", "customers"}, &out, &out), out.String())
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var fold bool
+	require.NoError(t, conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'fold')`).Scan(&fold))
+	assert.True(t, fold, "the newest migration is applied")
+}

@@ -201,7 +201,7 @@ func (w *watcher) listenOnce() error {
 		if err != nil {
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		name, p, err := parseNotification(n.Payload)
+		name, p, err := ParseNotification(n.Payload)
 		if err != nil {
 			w.log.Warn("ignoring malformed checkpoint notification", "payload", n.Payload, "err", err)
 			continue
@@ -210,8 +210,8 @@ func (w *watcher) listenOnce() error {
 	}
 }
 
-// parseNotification reads the trigger's payload "name commit prepare".
-func parseNotification(payload string) (string, eventstore.Position, error) {
+// ParseNotification reads the trigger's payload "name commit prepare".
+func ParseNotification(payload string) (string, eventstore.Position, error) {
 	f := strings.Fields(payload)
 	if len(f) != 3 {
 		return "", eventstore.Position{}, fmt.Errorf("want 3 fields, got %d", len(f))

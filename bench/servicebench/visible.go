@@ -15,6 +15,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clubcrm/crm/bench/population"
+	"github.com/clubcrm/crm/eventstore"
+	"github.com/clubcrm/crm/projections"
 	"github.com/clubcrm/crm/readmodels/customers"
 	"github.com/clubcrm/crm/readmodels/segments"
 )
@@ -52,21 +54,23 @@ type VisibleResult struct {
 
 // visible publishes member.updated events at rate per second for d, each
 // giving a member a membership tier of its own, and times each from its
-// XADD until the customers read model shows that tier. It watches the
-// projectors' checkpoint notifications (crm_projection_checkpoints) and
-// looks the waiting profiles up whenever the customers projector's moves
-// (the waiting segment members when segment membership's does), so the
-// time taken is when the projector's transaction committed, give or take
-// a query. Looking up at every notification of any projector, or every
-// 50 ms without one, cost the database as much as the service's own
-// stream reads once a backlog had built up, and so lengthened the backlog
-// it measured.
+// XADD until the customers read model shows it, and each member's first
+// from its XADD until the member is in its club's latency segment.
+//
+// It learns when by positions, not by looking rows up: it follows the
+// event log (the harness's own store, reading only what is new) to learn
+// at which position each event was recorded, and listens to the
+// projectors' checkpoint notifications (crm_projection_checkpoints), which
+// carry the position each projector's transaction committed, with its
+// rows, up to. An event is visible once the customers checkpoint has
+// passed its position. Looking every waiting profile up at each
+// checkpoint instead cost the database a twelfth of its time in this
+// phase, more the further the service fell behind, lengthening the very
+// backlog it measured. At the end, one query checks that every profile
+// counted visible shows its last event's tier and every member counted in
+// its latency segment is in it: the rows, not only the checkpoints.
 func (b *bench) visible(ctx context.Context, rate int, d time.Duration) (VisibleResult, error) {
 	res := VisibleResult{Rate: rate}
-	type member struct {
-		key profileKey
-		id  int64
-	}
 	rows, err := b.pool.Query(ctx, `SELECT tenant_id, id, scl_member_id FROM customers
 WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 	if err != nil {
@@ -85,28 +89,22 @@ WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 	rng := rand.New(rand.NewPCG(b.cfg.Seed, 3))
 	rng.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
 
-	// Events in flight, per member, oldest first. A member's events
-	// travel one stream and one consumer in order, and the projector
-	// applies a stream in order: once the row shows the tier of event i,
-	// every earlier event of that member is visible too.
-	type waiting struct {
-		seq  int
-		sent time.Time
-	}
 	total := int(d.Seconds() * float64(rate))
-	bySecond := make([][]time.Duration, (total+rate-1)/rate)
-
-	var mu sync.Mutex
-	pending := map[profileKey][]waiting{}
-	inFlight := 0
-	var seen []time.Duration
-	// Members on their way into a latency segment: their first event
-	// moves them in.
-	segPending := map[profileKey]time.Time{}
-	segSent := map[profileKey]bool{}
-	var segSeen []time.Duration
-	sentAt, visibleAt := make([]time.Time, total), make([]time.Time, total)
-	streams := map[string]bool{}
+	// Ids and tiers of this run's own: a run resumed on a database an
+	// earlier run sent these events to would otherwise send duplicates,
+	// which the service drops at its inbox, and find their tiers in place.
+	prefix := "visible-" + b.run + "-"
+	w := &watch{
+		prefix: prefix, segments: len(b.latencySegments) > 0,
+		sent: make([]time.Time, total), recorded: make([]time.Time, total), visible: make([]time.Time, total),
+		at: make([]eventstore.Position, total), known: make([]bool, total), joined: make([]time.Time, total),
+		waiting: map[int]bool{}, segWaiting: map[int]bool{},
+	}
+	if w.from, err = b.store.Head(ctx); err != nil {
+		return res, fmt.Errorf("visible: head: %w", err)
+	}
+	to := make([]member, total)  // the member each event went to
+	last := map[profileKey]int{} // each member's last event
 
 	conn, err := pgx.Connect(ctx, b.dsn)
 	if err != nil {
@@ -131,85 +129,17 @@ WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 					}
 					return fmt.Errorf("visible: wait for notification: %w", err)
 				}
-				projector, _, _ := strings.Cut(n.Payload, " ")
-				if projector == segments.MembershipName {
-					if err := lookUpMembers(watchCtx, conn, b.latencySegments, &mu, segPending, &segSeen, at); err != nil {
-						if watchCtx.Err() != nil {
-							return nil
-						}
-						return err
-					}
+				name, pos, err := projections.ParseNotification(n.Payload)
+				if err != nil || (name != customers.Name && name != segments.MembershipName) {
 					continue
 				}
-				if projector != customers.Name {
-					continue
-				}
-				mu.Lock()
-				tenants, ids := make([]string, 0, len(pending)), make([]uuid.UUID, 0, len(pending))
-				for k := range pending {
-					tenants, ids = append(tenants, k.tenant), append(ids, k.id)
-				}
-				mu.Unlock()
-				if len(ids) == 0 {
-					continue
-				}
-				rows, err := conn.Query(watchCtx, `SELECT tenant_id, id, membership_tier FROM customers
-WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenants, ids)
-				if err != nil {
+				if err := w.follow(watchCtx, b.store); err != nil {
 					if watchCtx.Err() != nil {
 						return nil
 					}
-					return fmt.Errorf("visible: look up: %w", err)
+					return err
 				}
-				mu.Lock()
-				for rows.Next() {
-					var k profileKey
-					var tier *string
-					if err := rows.Scan(&k.tenant, &k.id, &tier); err != nil {
-						mu.Unlock()
-						rows.Close()
-						if watchCtx.Err() != nil {
-							return nil
-						}
-						return fmt.Errorf("visible: look up: %w", err)
-					}
-					if tier == nil {
-						continue
-					}
-					num, ok := strings.CutPrefix(*tier, latencyTier(b.run))
-					if !ok {
-						continue
-					}
-					upTo, err := strconv.Atoi(num)
-					if err != nil {
-						continue
-					}
-					ws := pending[k]
-					n := 0
-					for n < len(ws) && ws[n].seq <= upTo {
-						seen = append(seen, at.Sub(ws[n].sent))
-						visibleAt[ws[n].seq] = at
-						sec := ws[n].seq / rate
-						bySecond[sec] = append(bySecond[sec], at.Sub(ws[n].sent))
-						n++
-					}
-					inFlight -= n
-					if n == len(ws) {
-						delete(pending, k)
-					} else {
-						pending[k] = ws[n:]
-					}
-				}
-				mu.Unlock()
-				rows.Close()
-				if err := rows.Err(); err != nil {
-					// Stopped while a look-up was reading: a long one, when
-					// the service has fallen behind.
-					if watchCtx.Err() != nil {
-						return nil
-					}
-					return fmt.Errorf("visible: look up: %w", err)
-				}
+				w.passed(name == segments.MembershipName, pos, at)
 			}
 			return nil
 		}()
@@ -220,10 +150,6 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	interval := time.Second / time.Duration(rate)
 	prog := b.progress(fmt.Sprintf("event → visible at %d events/s", rate), total)
 	began := time.Now()
-	// Ids and tiers of this run's own: a run resumed on a database an
-	// earlier run sent these events to would otherwise send duplicates,
-	// which the service drops at its inbox, and find their tiers in place.
-	prefix := "visible-" + b.run + "-"
 	next := 0
 	// The events due in each tick go out in one pipeline: one XADD a
 	// round trip, with a sleep before each, cost the harness a tenth of
@@ -238,7 +164,7 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 		pipe := b.redis.client.Pipeline()
 		from := i
 		now := time.Now()
-		mu.Lock()
+		w.mu.Lock()
 		for ; i < total && !began.Add(time.Duration(i)*interval).After(now); i++ {
 			m := members[next%len(members)]
 			next++
@@ -249,16 +175,14 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 				Data:       []byte(`{"memberId":` + strconv.FormatInt(m.id, 10) + `,"membershipTier":"` + tier + `"}`),
 			}
 			pipe.XAdd(ctx, &redis.XAddArgs{Stream: population.StreamSCL, Values: []any{"payload", e.Payload()}})
-			sentAt[i] = now
-			pending[m.key] = append(pending[m.key], waiting{seq: i, sent: now})
-			inFlight++
-			if len(b.latencySegments) > 0 && !segSent[m.key] {
-				segSent[m.key] = true
-				segPending[m.key] = now
+			w.sent[i], to[i] = now, m
+			w.waiting[i] = true
+			if _, ok := last[m.key]; !ok && w.segments {
+				w.segWaiting[i] = true // its first event moves it in
 			}
-			streams["customer-"+m.key.id.String()] = true
+			last[m.key] = i
 		}
-		mu.Unlock()
+		w.mu.Unlock()
 		if _, err := pipe.Exec(ctx); err != nil {
 			return res, fmt.Errorf("visible: xadd: %w", err)
 		}
@@ -280,9 +204,9 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	prog.done()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		mu.Lock()
-		n := inFlight + len(segPending)
-		mu.Unlock()
+		w.mu.Lock()
+		n := len(w.waiting) + len(w.segWaiting)
+		w.mu.Unlock()
 		if n == 0 {
 			break
 		}
@@ -295,87 +219,168 @@ WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenant
 	if watchErr != nil {
 		return res, watchErr
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	res.Missing = inFlight
+
+	var seen, segSeen, toRecorded, toVisible []time.Duration
+	bySecond := make([][]time.Duration, (total+rate-1)/rate)
+	for i := range total {
+		if w.known[i] {
+			toRecorded = append(toRecorded, w.recorded[i].Sub(w.sent[i]))
+		}
+		if !w.visible[i].IsZero() {
+			seen = append(seen, w.visible[i].Sub(w.sent[i]))
+			toVisible = append(toVisible, w.visible[i].Sub(w.recorded[i]))
+			bySecond[i/rate] = append(bySecond[i/rate], w.visible[i].Sub(w.sent[i]))
+		}
+		if !w.joined[i].IsZero() {
+			segSeen = append(segSeen, w.joined[i].Sub(w.sent[i]))
+		}
+	}
+	res.Missing = len(w.waiting)
 	res.Latency = summarize(seen)
-	if len(b.latencySegments) > 0 {
+	res.Recorded, res.Projected = summarize(toRecorded), summarize(toVisible)
+	if w.segments {
 		m := summarize(segSeen)
-		res.Membership, res.MembershipMissing = &m, len(segPending)
+		res.Membership, res.MembershipMissing = &m, len(w.segWaiting)
 	}
 	for _, ds := range bySecond {
 		res.PerSecondP50 = append(res.PerSecondP50, summarize(ds).P50)
 	}
+	return res, b.checkVisible(ctx, w, to)
+}
 
-	// When the store recorded each: the domain event caused by
-	// visible-<i> on the member's stream.
-	list := make([]string, 0, len(streams))
-	for s := range streams {
-		list = append(list, s)
+// member is an SCL member the event → visible figure sends events about.
+type member struct {
+	key profileKey
+	id  int64 // SCL member id
+}
+
+// watch is what the event → visible figure knows of the events it sent,
+// by their sequence numbers.
+type watch struct {
+	prefix   string // of the events' ids: the causation ids of what they recorded
+	segments bool   // whether latency segments are built
+
+	mu       sync.Mutex
+	sent     []time.Time
+	recorded []time.Time           // recorded_at of the domain event, once read from the log
+	at       []eventstore.Position // its position in the log
+	known    []bool                // whether at and recorded are
+	visible  []time.Time           // when the customers checkpoint passed it
+	joined   []time.Time           // when the membership checkpoint passed a member's first event
+	// waiting are the events sent and not yet visible; segWaiting, the
+	// members' first events not yet passed by segment membership.
+	waiting, segWaiting map[int]bool
+
+	from eventstore.Position // how far the log has been read (only the watcher's)
+}
+
+// follow reads the log from where it was left to its head, and learns the
+// position and time each event sent was recorded at.
+func (w *watch) follow(ctx context.Context, store eventstore.Store) error {
+	for {
+		evs, err := store.ReadAll(ctx, w.from, 2000)
+		if err != nil {
+			return fmt.Errorf("visible: read the log: %w", err)
+		}
+		w.mu.Lock()
+		for _, e := range evs {
+			w.from = e.Position
+			num, ok := strings.CutPrefix(e.Metadata.CausationID, w.prefix)
+			if !ok || e.Type != "member.updated" {
+				continue
+			}
+			if i, err := strconv.Atoi(num); err == nil && i >= 0 && i < len(w.known) && !w.known[i] {
+				w.at[i], w.recorded[i], w.known[i] = e.Position, e.RecordedAt, true
+			}
+		}
+		w.mu.Unlock()
+		if len(evs) < 2000 {
+			return nil
+		}
 	}
-	rows, err = b.pool.Query(ctx, `SELECT metadata->>'causationId', recorded_at FROM events
-WHERE stream = ANY($1) AND type = 'member.updated' AND starts_with(metadata->>'causationId', $3) AND recorded_at >= $2`, list, began, prefix)
+}
+
+// passed records that a projector's checkpoint (segment membership's when
+// membership is set, else the customers projector's) committed up to pos
+// at the time at: every event waiting for it that was recorded at pos or
+// before is done.
+func (w *watch) passed(membership bool, pos eventstore.Position, at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	waiting, when := w.waiting, w.visible
+	if membership {
+		waiting, when = w.segWaiting, w.joined
+	}
+	for i := range waiting {
+		if w.known[i] && !pos.Less(w.at[i]) {
+			when[i] = at
+			delete(waiting, i)
+		}
+	}
+}
+
+// checkVisible looks at the rows once the figure is taken: every profile
+// an event was counted visible on shows the tier of the last such event
+// (or a later one), and every member counted in its latency segment is in
+// it. Checkpoints that passed rows which do not show the events would be
+// a bug of the service, not a latency.
+func (b *bench) checkVisible(ctx context.Context, w *watch, to []member) error {
+	want := map[profileKey]int{} // the newest event of each profile counted visible
+	for i := range to {
+		if !w.visible[i].IsZero() {
+			want[to[i].key] = i
+		}
+	}
+	tenants, ids := make([]string, 0, len(want)), make([]uuid.UUID, 0, len(want))
+	for k := range want {
+		tenants, ids = append(tenants, k.tenant), append(ids, k.id)
+	}
+	rows, err := b.pool.Query(ctx, `SELECT tenant_id, id, membership_tier FROM customers
+WHERE (tenant_id, id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tenants, ids)
 	if err != nil {
-		return res, fmt.Errorf("visible: recorded times: %w", err)
+		return fmt.Errorf("visible: check rows: %w", err)
 	}
-	var toRecorded, toVisible []time.Duration
+	bad := 0
 	for rows.Next() {
-		var cause string
-		var at time.Time
-		if err := rows.Scan(&cause, &at); err != nil {
+		var k profileKey
+		var tier *string
+		if err := rows.Scan(&k.tenant, &k.id, &tier); err != nil {
 			rows.Close()
-			return res, fmt.Errorf("visible: recorded times: %w", err)
+			return fmt.Errorf("visible: check rows: %w", err)
 		}
-		i, err := strconv.Atoi(strings.TrimPrefix(cause, prefix))
-		if err != nil || i < 0 || i >= total || sentAt[i].IsZero() {
-			continue
+		num, ok := "", false
+		if tier != nil {
+			num, ok = strings.CutPrefix(*tier, latencyTier(b.run))
 		}
-		toRecorded = append(toRecorded, at.Sub(sentAt[i]))
-		if !visibleAt[i].IsZero() {
-			toVisible = append(toVisible, visibleAt[i].Sub(at))
+		if n, err := strconv.Atoi(num); !ok || err != nil || n < want[k] {
+			bad++
 		}
+		delete(want, k)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return res, fmt.Errorf("visible: recorded times: %w", err)
+		return fmt.Errorf("visible: check rows: %w", err)
 	}
-	res.Recorded, res.Projected = summarize(toRecorded), summarize(toVisible)
-	return res, nil
-}
-
-// lookUpMembers finds which of the members pending (with when their event
-// was sent) are now in one of segments, records their latency as of at and
-// forgets them.
-func lookUpMembers(ctx context.Context, conn *pgx.Conn, segments []uuid.UUID, mu *sync.Mutex, pending map[profileKey]time.Time, seen *[]time.Duration, at time.Time) error {
-	if len(segments) == 0 {
+	if bad += len(want); bad > 0 {
+		return fmt.Errorf("visible: %d profiles do not show an event the customers checkpoint passed", bad)
+	}
+	if !w.segments {
 		return nil
 	}
-	mu.Lock()
-	tenants, ids := make([]string, 0, len(pending)), make([]uuid.UUID, 0, len(pending))
-	for k := range pending {
-		tenants, ids = append(tenants, k.tenant), append(ids, k.id)
-	}
-	mu.Unlock()
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := conn.Query(ctx, `SELECT tenant_id, customer_id FROM segment_members
-WHERE segment_id = ANY($1) AND (tenant_id, customer_id) IN (SELECT * FROM unnest($2::text[], $3::uuid[]))`, segments, tenants, ids)
-	if err != nil {
-		return fmt.Errorf("visible: segment members: %w", err)
-	}
-	defer rows.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	for rows.Next() {
-		var k profileKey
-		if err := rows.Scan(&k.tenant, &k.id); err != nil {
-			return fmt.Errorf("visible: segment members: %w", err)
-		}
-		if sent, ok := pending[k]; ok {
-			*seen = append(*seen, at.Sub(sent))
-			delete(pending, k)
+	tenants, ids = tenants[:0], ids[:0]
+	for i := range to {
+		if !w.joined[i].IsZero() {
+			tenants, ids = append(tenants, to[i].key.tenant), append(ids, to[i].key.id)
 		}
 	}
-	return rows.Err()
+	var in int
+	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT (tenant_id, customer_id)) FROM segment_members
+WHERE segment_id = ANY($1) AND (tenant_id, customer_id) IN (SELECT * FROM unnest($2::text[], $3::uuid[]))`,
+		b.latencySegments, tenants, ids).Scan(&in); err != nil {
+		return fmt.Errorf("visible: check segment members: %w", err)
+	}
+	if in != len(ids) {
+		return fmt.Errorf("visible: %d members are not in the latency segment the membership checkpoint passed them into", len(ids)-in)
+	}
+	return nil
 }

@@ -88,7 +88,8 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", q.Name, q)
 		}
 	}
-	if svc.Visible.Latency.Count == 0 || svc.Visible.Missing != 0 {
+	if v := svc.Visible; v.Latency.Count == 0 || v.Missing != 0 || v.Recorded.Count != v.Sent || v.Projected.Count != v.Latency.Count ||
+		v.Membership == nil || v.Membership.Count == 0 || v.MembershipMissing != 0 {
 		t.Errorf("event → visible: %+v", svc.Visible)
 	}
 	rebuilt := 0

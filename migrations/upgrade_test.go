@@ -43,3 +43,26 @@ func column(t *testing.T, db *sql.DB, query string) []string {
 	require.NoError(t, rows.Err())
 	return out
 }
+
+// TestUpgradeFoldAndStatistics: a customers row written before 00017 says
+// it was folded by no known fold (0), so the ingest reads its stream
+// rather than trusting it; 00018 records that a segment belongs to one
+// tenant. Both go again on the way down.
+func TestUpgradeFoldAndStatistics(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _, p := atVersion(t, 16)
+	_, err := db.ExecContext(ctx, `INSERT INTO customers (tenant_id, id, version, status, lifecycle_stage, created_at, updated_at, state)
+VALUES ('club-a', gen_random_uuid(), 3, 'ACTIVE', 'MEMBER', now(), now(), '\x7b7d')`)
+	require.NoError(t, err)
+	_, err = p.Up(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"0"}, column(t, db, `SELECT fold::text FROM customers`))
+	stats := `SELECT stxname FROM pg_statistic_ext WHERE stxrelid = 'segment_members'::regclass`
+	require.Equal(t, []string{"segment_members_segment_tenant"}, column(t, db, stats))
+
+	_, err = p.DownTo(ctx, 16)
+	require.NoError(t, err)
+	require.Empty(t, column(t, db, stats))
+	require.Empty(t, column(t, db, `SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'fold'`))
+}

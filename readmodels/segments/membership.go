@@ -178,7 +178,11 @@ func scanChange(row pgx.Row, l live) (Change, error) {
 	return c, nil
 }
 
-// refreshSQL answers refresh's statement and its arguments.
+// refreshSQL answers refresh's statement and its arguments. New members
+// are inserted ON CONFLICT DO NOTHING, so each is one probe of the primary
+// key whatever PostgreSQL estimates: as an anti-join, with a segment that
+// had grown since its statistics, the plan read the segment's every member
+// once per new member (docs/performance.md, 2026-12-06, evening).
 func refreshSQL(l live, now time.Time, only []uuid.UUID) (string, []any, error) {
 	p := &params{}
 	tenant := p.add(l.Tenant) + "::text"
@@ -206,7 +210,7 @@ func refreshSQL(l live, now time.Time, only []uuid.UUID) (string, []any, error) 
 ), added AS (
     INSERT INTO ` + MembersTable + ` (tenant_id, segment_id, customer_id, since)
     SELECT ` + tenant + `, ` + seg + `, w.id, ` + since + ` FROM want w
-    WHERE NOT EXISTS (SELECT 1 FROM ` + MembersTable + ` sm WHERE sm.tenant_id = ` + tenant + ` AND sm.segment_id = ` + seg + ` AND sm.customer_id = w.id)
+    ON CONFLICT (tenant_id, segment_id, customer_id) DO NOTHING
     RETURNING customer_id
 )
 SELECT ` + total + `,

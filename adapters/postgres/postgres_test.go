@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -12,17 +13,26 @@ import (
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 )
 
+// notes makes notes_rm, a read model under the tenant policy with two
+// rows of club-a and one of club-b.
+func notes(t *testing.T, pool interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		CREATE TABLE notes_rm (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
+		SELECT crm_enable_tenancy('notes_rm');
+		INSERT INTO notes_rm VALUES ('club-a', 1, 'a1'), ('club-a', 2, 'a2'), ('club-b', 1, 'b1');`)
+	require.NoError(t, err)
+}
+
 // TestRowLevelSecurity proves that a query which forgets its tenant filter
 // still sees only the tenant bound to its transaction.
 func TestRowLevelSecurity(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool, _ := pgtest.New(t)
-	_, err := pool.Exec(ctx, `
-		CREATE TABLE notes_rm (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
-		SELECT crm_enable_tenancy('notes_rm');
-		INSERT INTO notes_rm VALUES ('club-a', 1, 'a1'), ('club-a', 2, 'a2'), ('club-b', 1, 'b1');`)
-	require.NoError(t, err)
+	notes(t, pool)
 
 	read := func(tenant string) []string {
 		var bodies []string

@@ -47,11 +47,7 @@ func TestReadInTenant(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := onePool(t, nil)
-	_, err := pool.Exec(ctx, `
-		CREATE TABLE notes_rm (tenant_id text NOT NULL, id int NOT NULL, body text, PRIMARY KEY (tenant_id, id));
-		SELECT crm_enable_tenancy('notes_rm');
-		INSERT INTO notes_rm VALUES ('club-a', 1, 'a1'), ('club-a', 2, 'a2'), ('club-b', 1, 'b1');`)
-	require.NoError(t, err)
+	notes(t, pool)
 
 	read := func(db postgres.Beginner, tenant string) []string {
 		var bodies []string

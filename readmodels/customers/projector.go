@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
+	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/identity"
 	"github.com/clubcrm/crm/eventstore"
@@ -183,20 +184,37 @@ func keyOf(e eventstore.Event) (streamKey, bool) {
 // loadStates reads the folded profiles of keys in one query; profiles with
 // no row yet come back empty, ready for their first event.
 func loadStates(ctx context.Context, tx pgx.Tx, tables projections.Tables, keys []streamKey) (map[streamKey]*customer.Profile, error) {
+	out, err := readStates(ctx, tx, tables.Ident(customersTable), keys, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range keys {
+		if out[k] == nil {
+			out[k] = &customer.Profile{ID: k.id, TenantID: k.tenant}
+		}
+	}
+	return out, nil
+}
+
+// readStates decodes the state of the rows of table (a quoted identifier)
+// that keys name and that meet cond (SQL over the row c, "" for all, its
+// arguments from $3), by their keys.
+func readStates(ctx context.Context, q postgres.Queryer, table string, keys []streamKey, cond string, args ...any) (map[streamKey]*customer.Profile, error) {
 	tenants, ids := make([]string, len(keys)), make([]uuid.UUID, len(keys))
-	out := make(map[streamKey]*customer.Profile, len(keys))
 	for i, k := range keys {
 		tenants[i], ids[i] = k.tenant, k.id
-		out[k] = &customer.Profile{ID: k.id, TenantID: k.tenant}
 	}
-	rows, err := tx.Query(ctx, fmt.Sprintf(`
-		SELECT c.tenant_id, c.id, c.state FROM %s c
-		WHERE (c.tenant_id, c.id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, tables.Ident(customersTable)),
-		tenants, ids)
+	if cond != "" {
+		cond = " AND " + cond
+	}
+	rows, err := q.Query(ctx, `SELECT c.tenant_id, c.id, c.state FROM `+table+` c
+WHERE (c.tenant_id, c.id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`+cond,
+		append([]any{tenants, ids}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("read customers state: %w", err)
 	}
 	defer rows.Close()
+	out := make(map[streamKey]*customer.Profile, len(keys))
 	for rows.Next() {
 		var k streamKey
 		var state []byte

@@ -2,7 +2,6 @@ package customers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -31,26 +30,17 @@ func (s Snapshots) ProfileSnapshots(ctx context.Context, tenants []string, ids [
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.DB.Query(ctx, `SELECT c.state FROM `+customersTable+` c
-WHERE (c.tenant_id, c.id) IN (SELECT * FROM unnest($1::text[], $2::uuid[])) AND c.fold = $3`, tenants, ids, customer.FoldVersion)
+	keys := make([]streamKey, len(ids))
+	for i := range ids {
+		keys[i] = streamKey{tenant: tenants[i], id: ids[i]}
+	}
+	kept, err := readStates(ctx, s.DB, customersTable, keys, "c.fold = $3", customer.FoldVersion)
 	if err != nil {
-		return nil, fmt.Errorf("read profile snapshots: %w", err)
+		return nil, fmt.Errorf("profile snapshots: %w", err)
 	}
-	defer rows.Close()
-	out := make([]*customer.Profile, 0, len(ids))
-	for rows.Next() {
-		var state []byte
-		if err := rows.Scan(&state); err != nil {
-			return nil, fmt.Errorf("read profile snapshots: %w", err)
-		}
-		p := &customer.Profile{}
-		if err := json.Unmarshal(state, p); err != nil {
-			return nil, fmt.Errorf("decode profile snapshot: %w", err)
-		}
+	out := make([]*customer.Profile, 0, len(kept))
+	for _, p := range kept {
 		out = append(out, p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read profile snapshots: %w", err)
 	}
 	return out, nil
 }

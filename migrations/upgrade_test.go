@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/require"
@@ -65,4 +66,34 @@ VALUES ('club-a', gen_random_uuid(), 3, 'ACTIVE', 'MEMBER', now(), now(), '\x7b7
 	require.NoError(t, err)
 	require.Empty(t, column(t, db, stats))
 	require.Empty(t, column(t, db, `SELECT column_name FROM information_schema.columns WHERE table_name = 'customers' AND column_name = 'fold'`))
+}
+
+// TestUpgradeCustomersHotUpdates: 00019 drops the four indexes on a
+// low-cardinality column of customers, so that an update moving one of
+// them stays in place, and puts them back on the way down.
+func TestUpgradeCustomersHotUpdates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _, p := atVersion(t, 18)
+	indexes := `SELECT indexname FROM pg_indexes WHERE tablename = 'customers' AND indexname IN
+('customers_lifecycle', 'customers_status', 'customers_tier', 'customers_club') ORDER BY 1`
+	four := []string{"customers_club", "customers_lifecycle", "customers_status", "customers_tier"}
+	require.Equal(t, four, column(t, db, indexes))
+
+	_, err := p.Up(ctx)
+	require.NoError(t, err)
+	require.Empty(t, column(t, db, indexes))
+	// A tier change is now a HOT update: no indexed column moved.
+	_, err = db.ExecContext(ctx, `INSERT INTO customers (tenant_id, id, version, status, lifecycle_stage, membership_tier, created_at, updated_at, state)
+VALUES ('club-a', gen_random_uuid(), 1, 'ACTIVE', 'MEMBER', 'Gold', now(), now(), '\x7b7d')`)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `UPDATE customers SET membership_tier = 'Silver', lifecycle_stage = 'LAPSED', home_club_id = 'north', version = 2`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return column(t, db, `SELECT n_tup_hot_upd::text FROM pg_stat_user_tables WHERE relname = 'customers'`)[0] == "1"
+	}, 10*time.Second, 50*time.Millisecond, "the update was not HOT")
+
+	_, err = p.DownTo(ctx, 18)
+	require.NoError(t, err)
+	require.Equal(t, four, column(t, db, indexes))
 }

@@ -76,8 +76,8 @@ func (Projector) Tables() []string { return []string{customersTable, duplicatesT
 // and search indexes once at the end.
 func (Projector) DeferredIndexes() []string {
 	return []string{
-		"customers_created", "customers_lifecycle", "customers_status", "customers_tier", "customers_club",
-		"customers_tags", "customers_search", "customers_fuzzy", "customers_tagged", "duplicate_candidates_open",
+		"customers_created", "customers_tags", "customers_search", "customers_fuzzy", "customers_tagged",
+		"duplicate_candidates_open",
 	}
 }
 

@@ -97,3 +97,45 @@ VALUES ('club-a', gen_random_uuid(), 1, 'ACTIVE', 'MEMBER', 'Gold', now(), now()
 	require.NoError(t, err)
 	require.Equal(t, four, column(t, db, indexes))
 }
+
+// TestUpgradeMetricsHotUpdates: 00020 makes the daily job's index read a
+// stored flag rather than the counts, so an event moving a count updates
+// the metrics row in place; the job still finds the rows to move through
+// the index.
+func TestUpgradeMetricsHotUpdates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _, p := atVersion(t, 19)
+	_, err := db.ExecContext(ctx, `INSERT INTO customer_metrics (tenant_id, customer_id, activity_count_30d, windows_as_of)
+VALUES ('club-a', gen_random_uuid(), 1, '2026-01-01'), ('club-a', gen_random_uuid(), 0, '2026-01-01')`)
+	require.NoError(t, err)
+	_, err = p.Up(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []string{"false", "true"}, column(t, db, `SELECT rolling::text FROM customer_metrics ORDER BY 1`))
+
+	_, err = db.ExecContext(ctx, `UPDATE customer_metrics SET activity_count_30d = activity_count_30d + 1, booking_count_30d = 1
+WHERE activity_count_30d > 0`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return column(t, db, `SELECT n_tup_hot_upd::text FROM pg_stat_user_tables WHERE relname = 'customer_metrics'`)[0] == "1"
+	}, 10*time.Second, 50*time.Millisecond, "the update was not HOT")
+	// Two rows are read fastest whole: ask for the plan a large table gets.
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`)
+	require.NoError(t, err)
+	var plan, line string
+	rows, err := tx.QueryContext(ctx, `EXPLAIN SELECT customer_id FROM customer_metrics WHERE windows_as_of < '2026-02-01' AND rolling`)
+	require.NoError(t, err)
+	for rows.Next() {
+		require.NoError(t, rows.Scan(&line))
+		plan += line + "\n"
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, tx.Rollback())
+	require.Contains(t, plan, "customer_metrics_due")
+
+	_, err = p.DownTo(ctx, 19)
+	require.NoError(t, err)
+	require.Empty(t, column(t, db, `SELECT column_name FROM information_schema.columns WHERE table_name = 'customer_metrics' AND column_name = 'rolling'`))
+}

@@ -19,8 +19,7 @@ const settleLimit = 15 * time.Minute
 const sqlUnsettled = `SELECT
     (SELECT count(*) FROM customer_scores WHERE scored_on < (now() AT TIME ZONE 'UTC')::date),
     (SELECT count(*) FROM score_alert_due),
-    (SELECT count(*) FROM customer_metrics WHERE windows_as_of < (now() AT TIME ZONE 'UTC')::date
-        AND (activity_count_30d > 0 OR booking_count_30d > 0))`
+    (SELECT count(*) FROM customer_metrics WHERE windows_as_of < (now() AT TIME ZONE 'UTC')::date AND rolling)`
 
 // Settle is how the query phase's crm serve caught up before its figures
 // were taken.

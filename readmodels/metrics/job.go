@@ -98,14 +98,16 @@ var _ Execer = (pgx.Tx)(nil)
 //
 // A projector batch may write the same row meanwhile: it computes the sums
 // as of its own today within its transaction and sets windows_as_of, and a
-// row it has moved to today no longer matches here.
+// row it has moved to today no longer matches here. rolling is stored as
+// "either count is not zero", the predicate of the index the look-up uses
+// (migration 00020).
 func Roll(ctx context.Context, db Execer, today time.Time, batch int) (int, error) {
 	if batch <= 0 {
 		batch = DefaultBatchSize
 	}
 	sql := fmt.Sprintf(`WITH due AS (
     SELECT tenant_id, customer_id FROM %[1]s
-    WHERE windows_as_of < $1::date AND (activity_count_30d > 0 OR booking_count_30d > 0)
+    WHERE windows_as_of < $1::date AND rolling
     LIMIT $2
 )
 UPDATE %[1]s m SET activity_count_30d = coalesce(w.activities, 0), booking_count_30d = coalesce(w.bookings, 0),

@@ -138,14 +138,16 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 	if err != nil {
 		return err
 	}
+	// A segment whose members did not move has no state to touch.
+	var moved []live
+	var movedBy []Change
 	for i, c := range changes {
-		if len(c.Added)+len(c.Removed) == 0 {
-			continue // nothing moved: no state to touch
+		if c.changed() {
+			moved, movedBy = append(moved, partial[i]), append(movedBy, c)
 		}
-		l := partial[i]
-		if err := record(ctx, tx, l.Tenant, l.ID, l.Version, c, ReasonIncremental, now, nil); err != nil {
-			return err
-		}
+	}
+	if err := recordMany(ctx, tx, moved, movedBy, ReasonIncremental, now); err != nil {
+		return err
 	}
 	for _, tenant := range tenants {
 		for _, id := range sortedKeys(work[tenant].deleted) {

@@ -237,7 +237,61 @@ func clear(ctx context.Context, q Querier, tenant string, id uuid.UUID) (Change,
 // outbox, all in the caller's transaction. total < 0 says the count moved
 // by the change alone (an incremental change does not count the members).
 func record(ctx context.Context, q Querier, tenant string, id uuid.UUID, version int64, c Change, reason string, now time.Time, took *time.Duration) error {
-	changed := len(c.Added)+len(c.Removed) > 0
+	st, err := scanState(q.QueryRow(ctx, stateSQL, stateArgs(tenant, id, c, now, took)...), id)
+	if err != nil {
+		return err
+	}
+	if !c.changed() {
+		return nil
+	}
+	return outbox{q: q, tenant: tenant, now: now}.changed(ctx, id, version, c, st, reason)
+}
+
+// recordMany is record for incremental changes (no refresh time), changes[i]
+// of segs[i], each of which moved someone: every state in one round trip,
+// then every message in another. One by one, a batch touching many clubs'
+// segments waited for two round trips per segment, each on a busy server.
+func recordMany(ctx context.Context, tx pgx.Tx, segs []live, changes []Change, reason string, now time.Time) error {
+	if len(segs) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for i, l := range segs {
+		b.Queue(stateSQL, stateArgs(l.Tenant, l.ID, changes[i], now, nil)...)
+	}
+	br := tx.SendBatch(ctx, b)
+	states := make([]state, len(segs))
+	for i, l := range segs {
+		st, err := scanState(br.QueryRow(), l.ID)
+		if err != nil {
+			br.Close()
+			return err
+		}
+		states[i] = st
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("state of %d segments: %w", len(segs), err)
+	}
+	q := &queued{Tx: tx}
+	for i, l := range segs {
+		if err := (outbox{q: q, tenant: l.Tenant, now: now}).changed(ctx, l.ID, l.Version, changes[i], states[i], reason); err != nil {
+			return err
+		}
+	}
+	return q.flush(ctx)
+}
+
+// stateSQL moves a segment's state by a change (stateArgs).
+const stateSQL = `INSERT INTO ` + StateTable + ` AS st (tenant_id, segment_id, members, changes, refreshed_at, refreshed_ms)
+VALUES ($1, $2, coalesce($3::bigint, $4::bigint), $5, CASE WHEN $6::int IS NOT NULL THEN $7::timestamptz END, $6::int)
+ON CONFLICT (tenant_id, segment_id) DO UPDATE SET
+    members = coalesce($3::bigint, st.members + $4::bigint),
+    changes = st.changes + $5,
+    refreshed_at = CASE WHEN $6::int IS NOT NULL THEN $7::timestamptz ELSE st.refreshed_at END,
+    refreshed_ms = coalesce($6::int, st.refreshed_ms)
+RETURNING members, changes, sync_snapshot_id, sync_sequence`
+
+func stateArgs(tenant string, id uuid.UUID, c Change, now time.Time, took *time.Duration) []any {
 	var ms *int
 	if took != nil {
 		v := int(took.Milliseconds())
@@ -248,38 +302,51 @@ func record(ctx context.Context, q Querier, tenant string, id uuid.UUID, version
 		total = c.Total
 	}
 	inc := 0
-	if changed {
+	if c.changed() {
 		inc = 1
 	}
-	var (
-		members  int64
-		seq      int64
-		snapshot *uuid.UUID
-		syncSeq  int64
-	)
-	err := q.QueryRow(ctx, `INSERT INTO `+StateTable+` AS st (tenant_id, segment_id, members, changes, refreshed_at, refreshed_ms)
-VALUES ($1, $2, coalesce($3::bigint, $4::bigint), $5, CASE WHEN $6::int IS NOT NULL THEN $7::timestamptz END, $6::int)
-ON CONFLICT (tenant_id, segment_id) DO UPDATE SET
-    members = coalesce($3::bigint, st.members + $4::bigint),
-    changes = st.changes + $5,
-    refreshed_at = CASE WHEN $6::int IS NOT NULL THEN $7::timestamptz ELSE st.refreshed_at END,
-    refreshed_ms = coalesce($6::int, st.refreshed_ms)
-RETURNING members, changes, sync_snapshot_id, sync_sequence`,
-		tenant, id, total, int64(len(c.Added)-len(c.Removed)), inc, ms, now).Scan(&members, &seq, &snapshot, &syncSeq)
-	if err != nil {
-		return fmt.Errorf("segment %s state: %w", id, err)
+	return []any{tenant, id, total, int64(len(c.Added) - len(c.Removed)), inc, ms, now}
+}
+
+// state is a segment's state after a change: its members, its change
+// sequence, and its Messaging sync (no snapshot when not synced).
+type state struct {
+	members, seq int64
+	snapshot     *uuid.UUID
+	syncSeq      int64
+}
+
+func scanState(row pgx.Row, id uuid.UUID) (state, error) {
+	var st state
+	if err := row.Scan(&st.members, &st.seq, &st.snapshot, &st.syncSeq); err != nil {
+		return state{}, fmt.Errorf("segment %s state: %w", id, err)
 	}
-	if !changed {
+	return st, nil
+}
+
+func (c Change) changed() bool { return len(c.Added)+len(c.Removed) > 0 }
+
+// queued holds back Exec until flush, sending what it held in one round
+// trip; queries go straight to the transaction. For writes nothing reads
+// before the flush.
+type queued struct {
+	pgx.Tx
+	b pgx.Batch
+}
+
+func (q *queued) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	q.b.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (q *queued) flush(ctx context.Context) error {
+	if q.b.Len() == 0 {
 		return nil
 	}
-	o := outbox{q: q, tenant: tenant, now: now}
-	if err := o.membershipChanged(ctx, id, version, seq, c, members, reason); err != nil {
-		return err
+	if err := q.Tx.SendBatch(ctx, &q.b).Close(); err != nil {
+		return fmt.Errorf("segment messages: %w", err)
 	}
-	if snapshot == nil {
-		return nil
-	}
-	return o.diff(ctx, id, *snapshot, syncSeq, c)
+	return nil
 }
 
 // errNoSegment is answered for a segment that is not live in the tenant.

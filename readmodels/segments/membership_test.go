@@ -454,3 +454,54 @@ func (goldBehindTheBack) Apply(ctx context.Context, tx pgx.Tx, _ projections.Tab
 	_, err := tx.Exec(ctx, `UPDATE customers SET membership_tier = 'Gold'`)
 	return err
 }
+
+// One batch moving members of several clubs' segments records each
+// segment's change with its own state and messages (recordMany sends them
+// together).
+func TestOneBatchMovesManySegments(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	a := w.env.Register("club-a", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Silver"}`,
+		`{"memberId": 2, "email": "bob@mail.com", "membershipTier": "Gold"}`)
+	b := w.env.Register("club-b", `{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Silver"}`)
+	w.project()
+	goldA, goldB, silverA := w.create("club-a", gold()), w.create("club-b", gold()), w.create("club-a", segment.Definition{
+		Name: "Silver members", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Field: "membershipTier", Operator: segment.Eq, Value: raw("Silver")}}})
+	w.project()
+	var seen int64
+	w.outbox(&seen)
+
+	// In one batch: Ann of club-a goes Silver → Gold, Bob Gold → Silver,
+	// Ann of club-b Silver → Gold.
+	annA := w.env.Ingest("club-a", a[0], "tier.changed", `{"memberId": 1, "fromTier": "Silver", "toTier": "Gold"}`)
+	bob := w.env.Ingest("club-a", a[1], "tier.changed", `{"memberId": 2, "fromTier": "Gold", "toTier": "Silver"}`)
+	annB := w.env.Ingest("club-b", b[0], "tier.changed", `{"memberId": 1, "fromTier": "Silver", "toTier": "Gold"}`)
+	w.project()
+
+	assert.Equal(t, ids(annA), w.members("club-a", goldA))
+	assert.Equal(t, ids(bob), w.members("club-a", silverA))
+	assert.Equal(t, ids(annB), w.members("club-b", goldB))
+	got := map[uuid.UUID]segments.MembershipChanged{}
+	for _, s := range w.outbox(&seen) {
+		m := changed(t, s)
+		got[m.SegmentID] = m
+	}
+	require.Len(t, got, 3, "one message per segment moved")
+	for _, c := range []struct {
+		seg            uuid.UUID
+		added, removed []uuid.UUID
+		seq            int64 // a segment computed empty counted no change
+	}{
+		{goldA, ids(annA), ids(bob), 2},
+		{silverA, ids(bob), ids(annA), 2},
+		{goldB, ids(annB), []uuid.UUID{}, 1},
+	} {
+		m := got[c.seg]
+		assert.Equal(t, c.added, m.Added, "added to %s", c.seg)
+		assert.Equal(t, c.removed, m.Removed, "removed from %s", c.seg)
+		assert.Equal(t, c.seq, m.Sequence, "change sequence of %s", c.seg)
+		assert.Equal(t, int64(1), m.Total)
+		assert.Equal(t, segments.ReasonIncremental, m.Reason)
+	}
+}

@@ -109,6 +109,18 @@ func part[T any](ids []T, i int) []T {
 	return append([]T{}, ids[lo:hi]...)
 }
 
+// changed writes a change of segment seg, at state st, as its messages:
+// the membership change and, for a segment synced to Messaging, its diff.
+func (o outbox) changed(ctx context.Context, seg uuid.UUID, version int64, c Change, st state, reason string) error {
+	if err := o.membershipChanged(ctx, seg, version, st.seq, c, st.members, reason); err != nil {
+		return err
+	}
+	if st.snapshot == nil {
+		return nil
+	}
+	return o.diff(ctx, seg, *st.snapshot, st.syncSeq, c)
+}
+
 // membershipChanged writes change seq of a segment as
 // crm.segment.membership.changed messages: the added ids, then the
 // removed, at most MaxIDsPerMessage ids in each. Message ids derive from

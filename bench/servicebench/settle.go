@@ -15,11 +15,14 @@ const settleLimit = 15 * time.Minute
 // scores not yet computed for today, score changes the alerter has not
 // decided on, and 30-day metric windows not yet moved to today. After a
 // rebuild every score is due an alert decision, and on a database written
-// on an earlier day everything is due a rescoring.
+// on an earlier day everything is due a rescoring. The metrics condition
+// is spelled out rather than read from the rolling column (migration
+// 00020), so that the harness still runs a crm built before it (-crm).
 const sqlUnsettled = `SELECT
     (SELECT count(*) FROM customer_scores WHERE scored_on < (now() AT TIME ZONE 'UTC')::date),
     (SELECT count(*) FROM score_alert_due),
-    (SELECT count(*) FROM customer_metrics WHERE windows_as_of < (now() AT TIME ZONE 'UTC')::date AND rolling)`
+    (SELECT count(*) FROM customer_metrics WHERE windows_as_of < (now() AT TIME ZONE 'UTC')::date
+        AND (activity_count_30d > 0 OR booking_count_30d > 0))`
 
 // Settle is how the query phase's crm serve caught up before its figures
 // were taken.

@@ -3,6 +3,7 @@ package migrations_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,8 +30,11 @@ func atVersion(t *testing.T, version int64) (*sql.DB, string, *goose.Provider) {
 	return db, dsn, p
 }
 
-// column answers the first column of query's rows, as text.
-func column(t *testing.T, db *sql.DB, query string) []string {
+// column answers the first column of query's rows, as text, read through
+// db or a transaction of it.
+func column(t *testing.T, db interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, query string) []string {
 	t.Helper()
 	rows, err := db.QueryContext(context.Background(), query)
 	require.NoError(t, err)
@@ -43,6 +47,15 @@ func column(t *testing.T, db *sql.DB, query string) []string {
 	}
 	require.NoError(t, rows.Err())
 	return out
+}
+
+// requireHOT waits until the statistics show one in-place (HOT) update of
+// table: the only update the test made.
+func requireHOT(t *testing.T, db *sql.DB, table string) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return column(t, db, `SELECT n_tup_hot_upd::text FROM pg_stat_user_tables WHERE relname = '`+table+`'`)[0] == "1"
+	}, 10*time.Second, 50*time.Millisecond, "the update of %s was not HOT", table)
 }
 
 // TestUpgradeFoldAndStatistics: a customers row written before 00017 says
@@ -89,9 +102,7 @@ VALUES ('club-a', gen_random_uuid(), 1, 'ACTIVE', 'MEMBER', 'Gold', now(), now()
 	require.NoError(t, err)
 	_, err = db.ExecContext(ctx, `UPDATE customers SET membership_tier = 'Silver', lifecycle_stage = 'LAPSED', home_club_id = 'north', version = 2`)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return column(t, db, `SELECT n_tup_hot_upd::text FROM pg_stat_user_tables WHERE relname = 'customers'`)[0] == "1"
-	}, 10*time.Second, 50*time.Millisecond, "the update was not HOT")
+	requireHOT(t, db, "customers")
 
 	_, err = p.DownTo(ctx, 18)
 	require.NoError(t, err)
@@ -116,24 +127,15 @@ VALUES ('club-a', gen_random_uuid(), 1, '2026-01-01'), ('club-a', gen_random_uui
 	_, err = db.ExecContext(ctx, `UPDATE customer_metrics SET activity_count_30d = activity_count_30d + 1, booking_count_30d = 1
 WHERE activity_count_30d > 0`)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool {
-		return column(t, db, `SELECT n_tup_hot_upd::text FROM pg_stat_user_tables WHERE relname = 'customer_metrics'`)[0] == "1"
-	}, 10*time.Second, 50*time.Millisecond, "the update was not HOT")
+	requireHOT(t, db, "customer_metrics")
 	// Two rows are read fastest whole: ask for the plan a large table gets.
 	tx, err := db.BeginTx(ctx, nil)
 	require.NoError(t, err)
 	_, err = tx.ExecContext(ctx, `SET LOCAL enable_seqscan = off`)
 	require.NoError(t, err)
-	var plan, line string
-	rows, err := tx.QueryContext(ctx, `EXPLAIN SELECT customer_id FROM customer_metrics WHERE windows_as_of < '2026-02-01' AND rolling`)
-	require.NoError(t, err)
-	for rows.Next() {
-		require.NoError(t, rows.Scan(&line))
-		plan += line + "\n"
-	}
-	require.NoError(t, rows.Err())
+	plan := column(t, tx, `EXPLAIN SELECT customer_id FROM customer_metrics WHERE windows_as_of < '2026-02-01' AND rolling`)
 	require.NoError(t, tx.Rollback())
-	require.Contains(t, plan, "customer_metrics_due")
+	require.Contains(t, strings.Join(plan, "\n"), "customer_metrics_due")
 
 	_, err = p.DownTo(ctx, 19)
 	require.NoError(t, err)

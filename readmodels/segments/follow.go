@@ -138,15 +138,7 @@ func (p MembershipProjector) Apply(ctx context.Context, tx pgx.Tx, _ projections
 	if err != nil {
 		return err
 	}
-	// A segment whose members did not move has no state to touch.
-	var moved []live
-	var movedBy []Change
-	for i, c := range changes {
-		if c.changed() {
-			moved, movedBy = append(moved, partial[i]), append(movedBy, c)
-		}
-	}
-	if err := recordMany(ctx, tx, moved, movedBy, ReasonIncremental, now); err != nil {
+	if err := recordMany(ctx, tx, partial, changes, ReasonIncremental, now); err != nil {
 		return err
 	}
 	for _, tenant := range tenants {

@@ -248,33 +248,39 @@ func record(ctx context.Context, q Querier, tenant string, id uuid.UUID, version
 }
 
 // recordMany is record for incremental changes (no refresh time), changes[i]
-// of segs[i], each of which moved someone: every state in one round trip,
-// then every message in another. One by one, a batch touching many clubs'
-// segments waited for two round trips per segment, each on a busy server.
+// of segs[i]: the state of every segment that moved in one round trip,
+// then every message in another; a segment that did not move has no state
+// to touch. One by one, a batch touching many clubs' segments waited for
+// two round trips per segment, each on a busy server.
 func recordMany(ctx context.Context, tx pgx.Tx, segs []live, changes []Change, reason string, now time.Time) error {
-	if len(segs) == 0 {
-		return nil
-	}
+	var moved []int
 	b := &pgx.Batch{}
 	for i, l := range segs {
-		b.Queue(stateSQL, stateArgs(l.Tenant, l.ID, changes[i], now, nil)...)
+		if changes[i].changed() {
+			moved = append(moved, i)
+			b.Queue(stateSQL, stateArgs(l.Tenant, l.ID, changes[i], now, nil)...)
+		}
+	}
+	if len(moved) == 0 {
+		return nil
 	}
 	br := tx.SendBatch(ctx, b)
-	states := make([]state, len(segs))
-	for i, l := range segs {
-		st, err := scanState(br.QueryRow(), l.ID)
+	states := make([]state, len(moved))
+	for j, i := range moved {
+		st, err := scanState(br.QueryRow(), segs[i].ID)
 		if err != nil {
 			br.Close()
 			return err
 		}
-		states[i] = st
+		states[j] = st
 	}
 	if err := br.Close(); err != nil {
-		return fmt.Errorf("state of %d segments: %w", len(segs), err)
+		return fmt.Errorf("state of %d segments: %w", len(moved), err)
 	}
 	q := &queued{Tx: tx}
-	for i, l := range segs {
-		if err := (outbox{q: q, tenant: l.Tenant, now: now}).changed(ctx, l.ID, l.Version, changes[i], states[i], reason); err != nil {
+	for j, i := range moved {
+		l := segs[i]
+		if err := (outbox{q: q, tenant: l.Tenant, now: now}).changed(ctx, l.ID, l.Version, changes[i], states[j], reason); err != nil {
 			return err
 		}
 	}

@@ -102,10 +102,13 @@ func TestTimelineThroughRedis(t *testing.T) {
 	// The metrics and the upstream-owned fields of the profile.
 	var c map[string]any
 	// The customers and metrics projectors run apart from the timeline's:
-	// wait for both to have seen the last event.
+	// wait for both to have seen every event. The streams are read apart,
+	// so the latest event may be appended before an older one: the count
+	// says when all are in.
 	require.Eventually(t, func() bool {
 		_, c = staff.do("GET", "/api/v1/customers/"+id, nil)
-		return c["lifetimeValue"] != nil && c["lastActivityAt"] == at(5*time.Hour) && c["emailOptIn"] == true
+		return c["lifetimeValue"] != nil && c["lastActivityAt"] == at(5*time.Hour) && c["emailOptIn"] == true &&
+			c["activityCount30d"] == float64(6) && c["handicap"] == 11.8
 	}, 20*time.Second, 50*time.Millisecond)
 	assert.EqualValues(t, 125000, c["lifetimeValue"])
 	assert.Equal(t, "ZAR", c["lifetimeValueCurrency"])

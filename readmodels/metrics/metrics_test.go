@@ -316,3 +316,39 @@ func dumpMetrics(t *testing.T, w *world) string {
 	require.NoError(t, err)
 	return s
 }
+
+// TestQuietEventsLeaveTheRowAlone: an event that counts for nothing here (a
+// message the club sent) leaves a row whose windows
+// are today's as it is, not rewritten with the same values; one that
+// counts, or the first of a new day, writes it.
+func TestQuietEventsLeaveTheRowAlone(t *testing.T) {
+	w := newWorld(t)
+	p := w.ingest(nil, "member.created", `{"memberId": 1, "email": "a@b.com"}`, day0.Add(-days(2)))
+	p = w.ingest(p, "teetime.booked", `{"playerId": "p-1", "bookingId": "b-1"}`, day0.Add(-days(1)))
+	w.project(0)
+	written := func() string {
+		var ctid string
+		require.NoError(t, w.env.Pool.QueryRow(context.Background(),
+			`SELECT ctid::text FROM customer_metrics WHERE tenant_id = $1 AND customer_id = $2`, tenant, p.ID).Scan(&ctid))
+		return ctid
+	}
+	before := written()
+
+	p = w.ingest(p, "message.sent", `{"contactId": "c", "email": "a@b.com"}`, day0)
+	p = w.ingest(p, "message.sent", `{"contactId": "c", "email": "a@b.com"}`, day0)
+	w.project(0)
+	assert.Equal(t, before, written(), "nothing moved: the row is not rewritten")
+
+	p = w.ingest(p, "teetime.booked", `{"playerId": "p-1", "bookingId": "b-2"}`, day0)
+	w.project(0)
+	moved := written()
+	assert.NotEqual(t, before, moved, "a booking counts")
+	assert.Equal(t, 3, w.get(p.ID).ActivityCount30d, "joined, booked, booked")
+
+	// Days later, a quiet event still brings the windows up to date.
+	w.clock.set(day0.Add(days(29)))
+	p = w.ingest(p, "message.sent", `{"contactId": "c", "email": "a@b.com"}`, day0.Add(days(29)))
+	w.project(0)
+	assert.NotEqual(t, moved, written(), "the windows move to the new day")
+	assert.Equal(t, 1, w.get(p.ID).ActivityCount30d, "only today's booking is left in the window")
+}

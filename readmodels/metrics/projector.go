@@ -16,7 +16,10 @@
 // customer_activity_days; the 30-day sums are recomputed from them for
 // every profile a batch touches, and once a day for every profile whose
 // window is not empty by Job (run by `crm serve` under the scheduler role),
-// so they move as days pass with no new events.
+// so they move as days pass with no new events. A row whose windows are
+// already today's is left alone by a batch that counted nothing for it (a
+// message the club sent, a tag): rewriting the same values would cost a
+// new row version and its WAL for nothing.
 //
 // Lifetime value. payment.received amounts are summed per currency in
 // minor units (cents). A club rarely takes more than one currency, and no
@@ -125,8 +128,11 @@ type profile struct {
 	gone     bool // merged away: the row is deleted
 	// existed: the row was there before the batch; touched: the batch
 	// holds an event of the profile other than its closing by a merge,
-	// which alone never opens a row.
-	existed, touched bool
+	// which alone never opens a row; moved: the batch counted an
+	// activity or a payment, or absorbed a profile.
+	existed, touched, moved bool
+	// asOf is the day the row's windows were summed as of.
+	asOf time.Time
 }
 
 // Apply implements projections.Projector.
@@ -199,7 +205,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 				r.lifetime[c] += n
 			}
 			src.gone, src.last, src.lifetime = true, nil, map[string]int64{}
-			r.gone = false
+			r.gone, r.moved = false, true
 		}
 		typ, cat, occurred, ok := timeline.Classify(timeline.Event{ID: e.ID, Type: e.Type, Data: v, Actor: e.Metadata.Actor, OccurredAt: e.OccurredAt})
 		if !ok {
@@ -209,6 +215,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 		if a.Type == timeline.PaymentReceived {
 			if cents, cur, ok := payment(v); ok {
 				r.lifetime[cur] += cents
+				r.moved = true
 				ck := currencyKey{k.tenant, cur}
 				if currencies[ck] == nil {
 					currencies[ck] = &money{}
@@ -222,7 +229,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 			continue
 		}
 		at := a.OccurredAt.UTC()
-		r.last = later(r.last, &at)
+		r.last, r.moved = later(r.last, &at), true
 		dk := dayKey{k, Today(at)}
 		c := pending[dk]
 		if c == nil {
@@ -243,6 +250,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 	var upLife []string
 	var goneTenants []string
 	var goneIDs [][16]byte
+	today := p.today()
 	for _, k := range keys {
 		r := rows[k]
 		if r.gone {
@@ -250,6 +258,12 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 			continue
 		}
 		if !r.existed && !r.touched {
+			continue
+		}
+		if r.existed && !r.moved && r.asOf.Equal(today) {
+			// Nothing the row holds moved and its windows are today's:
+			// the upsert would write the same values again (most events,
+			// a tier change or a message sent, count for nothing here).
 			continue
 		}
 		life, err := json.Marshal(r.lifetime)
@@ -265,7 +279,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 	if len(upIDs) > 0 {
 		// The sums read the day rows this batch wrote: they run after them
 		// in the same transaction.
-		b.Queue(upsertSQL(tables.Ident(MetricsTable), days), upTenants, upIDs, upLast, upLife, p.today())
+		b.Queue(upsertSQL(tables.Ident(MetricsTable), days), upTenants, upIDs, upLast, upLife, today)
 	}
 	if len(curOrder) > 0 {
 		tenants, codes := make([]string, len(curOrder)), make([]string, len(curOrder))
@@ -356,7 +370,7 @@ func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*pr
 		tenants[i], ids[i] = k.tenant, k.id
 		out[k] = &profile{lifetime: map[string]int64{}}
 	}
-	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT m.tenant_id, m.customer_id, m.last_activity_at, m.lifetime_cents FROM %s m
+	rows, err := tx.Query(ctx, fmt.Sprintf(`SELECT m.tenant_id, m.customer_id, m.last_activity_at, m.lifetime_cents, m.windows_as_of FROM %s m
 		WHERE (m.tenant_id, m.customer_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`, table), tenants, ids)
 	if err != nil {
 		return nil, fmt.Errorf("read metrics: %w", err)
@@ -366,11 +380,12 @@ func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*pr
 		var k key
 		var last *time.Time
 		var life []byte
-		if err := rows.Scan(&k.tenant, (*[16]byte)(&k.id), &last, &life); err != nil {
+		var asOf time.Time
+		if err := rows.Scan(&k.tenant, (*[16]byte)(&k.id), &last, &life, &asOf); err != nil {
 			return nil, fmt.Errorf("read metrics: %w", err)
 		}
 		p := out[k]
-		p.last, p.existed = last, true
+		p.last, p.existed, p.asOf = last, true, asOf.UTC()
 		if err := json.Unmarshal(life, &p.lifetime); err != nil {
 			return nil, fmt.Errorf("decode lifetime of %s: %w", k.id, err)
 		}

@@ -504,3 +504,28 @@ WHERE datname = current_database() AND query LIKE 'LISTEN%'`).Scan(&killed)
 	s.hub.mu.Unlock()
 	assert.False(t, running, "the listener stops with its last subscription")
 }
+
+// TestGenericPlansStayInTheRead: the read of the log asks for generic plans
+// for its own statement only; the connection goes back to the pool with
+// the server's setting.
+func TestGenericPlansStayInTheRead(t *testing.T) {
+	pool := newPool(t, 1)
+	s := New(pool)
+	ctx := context.Background()
+	_, err := s.Append(ctx, "test-1", eventstore.NoStream, testEvent(1))
+	require.NoError(t, err)
+	read := func() []eventstore.Event {
+		evs, err := s.queryGeneric(ctx, sqlReadAll, uint64(0), int64(0), int64(10))
+		require.NoError(t, err)
+		return evs
+	}
+	// A transaction open elsewhere on the server (a parallel test) holds
+	// the event back from readers for a while.
+	require.Eventually(t, func() bool { return len(read()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	for range 6 { // past the five custom plans after which the planner may choose
+		require.Len(t, read(), 1)
+	}
+	var mode string
+	require.NoError(t, pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode))
+	assert.Equal(t, "auto", mode)
+}

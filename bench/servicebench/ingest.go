@@ -117,9 +117,7 @@ func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int)
 	}
 	res.StartupSeconds = time.Since(srv.started).Seconds()
 	cpu := readCPU(srv.cmd.Process.Pid)
-	if b.cfg.ProfileDir != "" {
-		b.profileAsync(ctx, srv, "ingest", 10*time.Second, 30)
-	}
+	stop := b.profile(ctx, srv, "ingest")
 	prog := b.progress("ingest through crm serve", events)
 	last, lastAt := int64(-1), time.Now()
 	for {
@@ -159,6 +157,7 @@ func (b *bench) ingestPhase(ctx context.Context, events int, per map[string]int)
 	}
 	res.PerSec = float64(events) / res.Seconds
 	res.CPU = readCPU(srv.cmd.Process.Pid).since(cpu, events)
+	stop()
 	res.PeakRSS = srv.peakRSS()
 	res.Scans = b.scansSince(ctx, before)
 

@@ -303,25 +303,29 @@ func tail(path string, n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
-// cpuProfile fetches a CPU profile of the serve child over seconds into
-// path (only when the child was started with profiling).
-func (s *server) cpuProfile(ctx context.Context, seconds int, path string) error {
+// startProfile starts a CPU profile of the serve child (only when it was
+// started with profiling); stopProfile ends it and writes it to path.
+func (s *server) startProfile(ctx context.Context) error {
 	if s.pprofAddr == "" {
 		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", s.pprofAddr, seconds), nil)
+	resp, err := s.benchPost(ctx, "/bench/cpu/start")
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp.Body.Close()
+	return nil
+}
+
+func (s *server) stopProfile(ctx context.Context, path string) error {
+	if s.pprofAddr == "" {
+		return nil
+	}
+	resp, err := s.benchPost(ctx, "/bench/cpu/stop")
 	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
+		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("cpu profile: %w", err)
@@ -331,4 +335,21 @@ func (s *server) cpuProfile(ctx context.Context, seconds int, path string) error
 		return fmt.Errorf("cpu profile: %w", err)
 	}
 	return nil
+}
+
+func (s *server) benchPost(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.pprofAddr+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("cpu profile: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	return resp, nil
 }

@@ -37,7 +37,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -64,8 +63,10 @@ type Config struct {
 	VisibleRate    int // events/s of the event → visible figure
 	VisibleSeconds float64
 	Seed           uint64
-	// ProfileDir, when set, receives CPU profiles of crm serve during
-	// ingest and the query figures (go tool pprof crm <file>).
+	// ProfileDir, when set, receives CPU profiles of crm serve, each
+	// started when its phase begins and stopped when it ends: ingest, the
+	// query figures and the event → visible figure (go tool pprof crm
+	// <file>).
 	ProfileDir string
 	// LogDir keeps crm's logs; a temporary directory, removed after a
 	// successful run, when empty.
@@ -166,9 +167,7 @@ type bench struct {
 	// duplicates the service drops, and their tiers already in place.
 	run string
 
-	mu       sync.Mutex
 	profiles []string
-	wg       sync.WaitGroup
 }
 
 // Run runs every phase and writes the table to w.
@@ -179,7 +178,6 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	var res Result
 	b := &bench{cfg: cfg, log: cfg.Log, tokens: map[string]string{}, run: strconv.FormatInt(time.Now().UnixNano(), 36)}
 	b.http = &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * Clients, MaxIdleConnsPerHost: 2 * Clients}, Timeout: time.Minute}
-	defer b.wg.Wait() // CPU profiles in flight
 
 	root, err := moduleRoot(ctx)
 	if err != nil {
@@ -422,7 +420,6 @@ func (b *bench) serveQueries(ctx context.Context, cfg Config, w io.Writer, res R
 	if res.Sizes, err = b.sizes(ctx); err != nil {
 		return res, err
 	}
-	b.wg.Wait()
 	res.CPUProfiles = b.profiles
 	res.Targets = checks(res)
 	if cfg.LogDir != "" {
@@ -449,9 +446,7 @@ func (b *bench) queries(ctx context.Context, srv *server, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if b.cfg.ProfileDir != "" {
-		b.profileAsync(ctx, srv, "queries", 0, 20)
-	}
+	stop := b.profile(ctx, srv, "queries")
 	get, err := b.profileGet(ctx, srv, raw, b.cfg.Requests)
 	if err != nil {
 		return err
@@ -466,17 +461,17 @@ func (b *bench) queries(ctx context.Context, srv *server, res *Result) error {
 	if res.Timeline, err = b.timeline(ctx, srv, paths, raw, b.cfg.Requests); err != nil {
 		return err
 	}
+	stop()
 	if res.Segment, err = b.segment(ctx, srv, paths); err != nil {
 		return err
 	}
-	if b.cfg.ProfileDir != "" {
-		b.profileAsync(ctx, srv, "visible", 0, int(min(30, b.cfg.VisibleSeconds)))
-	}
+	stop = b.profile(ctx, srv, "visible")
 	cpu := readCPU(srv.cmd.Process.Pid)
 	if res.Visible, err = b.visible(ctx, b.cfg.VisibleRate, time.Duration(b.cfg.VisibleSeconds*float64(time.Second))); err != nil {
 		return err
 	}
 	res.Visible.CPU = readCPU(srv.cmd.Process.Pid).since(cpu, res.Visible.Sent)
+	stop()
 	b.log.Info("event → visible measured", slog.String("latency", res.Visible.Latency.String()))
 	return nil
 }
@@ -499,29 +494,27 @@ func (b *bench) lastOccurred(ctx context.Context) time.Time {
 	return t.UTC()
 }
 
-// profileAsync takes a CPU profile of srv over seconds after delay, in
-// the background, into ProfileDir/<name>.pprof.
-func (b *bench) profileAsync(ctx context.Context, srv *server, name string, delay time.Duration, seconds int) {
-	path := filepath.Join(b.cfg.ProfileDir, name+".pprof")
-	if err := os.MkdirAll(b.cfg.ProfileDir, 0o755); err != nil {
-		b.log.Warn("cpu profile", slog.Any("error", err))
-		return
+// profile starts a CPU profile of srv for the phase name, when profiles
+// are asked for, and answers the function that ends it at the end of the
+// phase and writes it to ProfileDir/<name>.pprof. A profile that fails is
+// reported and the phase goes on.
+func (b *bench) profile(ctx context.Context, srv *server, name string) (stop func()) {
+	if b.cfg.ProfileDir == "" {
+		return func() {}
 	}
-	b.wg.Add(1)
-	go func() {
-		defer b.wg.Done()
-		if sleep(ctx, delay) != nil {
-			return
-		}
-		if err := srv.cpuProfile(ctx, seconds, path); err != nil {
+	if err := srv.startProfile(ctx); err != nil {
+		b.log.Warn("cpu profile", slog.String("phase", name), slog.Any("error", err))
+		return func() {}
+	}
+	return func() {
+		path := filepath.Join(b.cfg.ProfileDir, name+".pprof")
+		if err := srv.stopProfile(ctx, path); err != nil {
 			b.log.Warn("cpu profile", slog.String("phase", name), slog.Any("error", err))
 			return
 		}
-		b.mu.Lock()
 		b.profiles = append(b.profiles, path)
-		b.mu.Unlock()
 		b.log.Info("cpu profile written", slog.String("phase", name), slog.String("file", path))
-	}()
+	}
 }
 
 func sum(m map[string]int) int {

@@ -505,3 +505,97 @@ func TestOneBatchMovesManySegments(t *testing.T) {
 		assert.Equal(t, segments.ReasonIncremental, m.Reason)
 	}
 }
+
+// TestIncrementalAgreesWithRefresh: one batch moves profiles of two clubs
+// in and out of segments of every kind of rule (their own fields, a NOT
+// group, the metrics, the scores, the timeline): a full refresh afterwards
+// finds nothing to change, and the messages say what moved.
+func TestIncrementalAgreesWithRefresh(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	ctx := context.Background()
+	a := w.env.Register("club-a",
+		`{"memberId": 1, "email": "ann@mail.com", "membershipTier": "Gold"}`,
+		`{"memberId": 2, "email": "ben@mail.com", "membershipTier": "Silver"}`,
+		`{"memberId": 3, "email": "cat@mail.com", "membershipTier": "Gold"}`)
+	b := w.env.Register("club-b",
+		`{"memberId": 1, "email": "dan@mail.com", "membershipTier": "Silver"}`,
+		`{"memberId": 2, "email": "eve@mail.com", "membershipTier": "Gold"}`)
+	w.project()
+	notGold := segment.Definition{Name: "Not gold", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Combinator: "AND", Not: true,
+			Rules: []segment.Rule{{Field: "membershipTier", Operator: segment.Eq, Value: raw("Gold")}}}}}
+	booked := segment.Definition{Name: "Booked", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Field: "bookingCount30d", Operator: segment.Gte, Value: raw(1)}}}
+	engaged := segment.Definition{Name: "Engaged", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Field: "engagementScore", Operator: segment.Gt, Value: raw(0)}}}
+	opened := segment.Definition{Name: "Opened an email", Type: segment.Dynamic, Combinator: "AND",
+		Rules: []segment.Rule{{Activity: &segment.ActivityMatch{Type: "email.opened"}, Operator: segment.Gte, Value: raw(1), Within: "30d"}}}
+	type seg struct {
+		tenant string
+		id     uuid.UUID
+	}
+	var segs []seg
+	for _, tenant := range []string{"club-a", "club-b"} {
+		for _, d := range []segment.Definition{gold(), notGold, booked, engaged, opened} {
+			segs = append(segs, seg{tenant, w.create(tenant, d)})
+		}
+	}
+	w.project()
+	before := map[seg][]uuid.UUID{}
+	for _, sg := range segs {
+		before[sg] = w.members(sg.tenant, sg.id)
+	}
+	var seen int64
+	w.outbox(&seen)
+
+	// One batch: tiers move both ways, bookings and opens arrive.
+	w.env.Ingest("club-a", a[0], "tier.changed", `{"memberId": 1, "fromTier": "Gold", "toTier": "Silver"}`)
+	w.env.Ingest("club-a", a[1], "tier.changed", `{"memberId": 2, "fromTier": "Silver", "toTier": "Gold"}`)
+	w.env.Ingest("club-a", a[2], "teetime.booked", `{"playerId": "p-3", "email": "cat@mail.com", "bookingId": "b-1"}`)
+	w.env.Ingest("club-b", b[0], "tier.changed", `{"memberId": 1, "fromTier": "Silver", "toTier": "Gold"}`)
+	w.env.Ingest("club-b", b[1], "email.opened", `{"contactId": "c-eve", "email": "eve@mail.com", "campaignId": "k-1"}`)
+	w.project()
+
+	moved := map[uuid.UUID]segments.MembershipChanged{}
+	for _, s := range w.outbox(&seen) {
+		if s.Type == segments.TypeMembershipChanged {
+			m := changed(t, s)
+			moved[m.SegmentID] = m
+		}
+	}
+	r := &segments.Refresher{Pool: w.env.Pool, Clock: w.clock}
+	changes := 0
+	for _, sg := range segs {
+		after := w.members(sg.tenant, sg.id)
+		res, err := r.Refresh(ctx, sg.tenant, sg.id)
+		require.NoError(t, err)
+		assert.Zero(t, res.Added+res.Removed, "a full refresh of %s finds the batch's changes done", sg.id)
+		added, removed := diff(before[sg], after)
+		if m, ok := moved[sg.id]; ok {
+			changes++
+			assert.Equal(t, added, m.Added, "added to %s", sg.id)
+			assert.Equal(t, removed, m.Removed, "removed from %s", sg.id)
+			assert.Equal(t, int64(len(after)), m.Total)
+		} else {
+			assert.Equal(t, before[sg], after, "%s did not move, and said nothing", sg.id)
+		}
+	}
+	assert.GreaterOrEqual(t, changes, 5, "the batch moved most segments")
+}
+
+// diff answers what is in after and not in before, and the other way.
+func diff(before, after []uuid.UUID) (added, removed []uuid.UUID) {
+	added, removed = []uuid.UUID{}, []uuid.UUID{}
+	for _, id := range after {
+		if !slices.Contains(before, id) {
+			added = append(added, id)
+		}
+	}
+	for _, id := range before {
+		if !slices.Contains(after, id) {
+			removed = append(removed, id)
+		}
+	}
+	return added, removed
+}

@@ -44,7 +44,7 @@ func TestProcessorTime(t *testing.T) {
 	}
 
 	comm, own, _, ppid, err := procStat(os.Getpid())
-	if err != nil || comm == "" || own <= 0 || ppid <= 0 {
+	if err != nil || comm == "" || own < 0 || ppid <= 0 { // own may be 0: the test has used under a tick
 		t.Errorf("procStat(self) = %q, %v, ppid %d, %v", comm, own, ppid, err)
 	}
 	if (cpuClock{}).since(before, 1000) != nil {

@@ -262,8 +262,7 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 		}
 		if r.existed && !r.moved && r.asOf.Equal(today) {
 			// Nothing the row holds moved and its windows are today's:
-			// the upsert would write the same values again (most events,
-			// a tier change or a message sent, count for nothing here).
+			// the upsert would write the same values again.
 			continue
 		}
 		life, err := json.Marshal(r.lifetime)

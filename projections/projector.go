@@ -24,7 +24,10 @@
 // applies the last events, renames the tables, drops the old ones and moves
 // the checkpoint, so readers see either the old read model or the new one.
 // Indexes a projector defers (IndexDeferrer) are built on the shadow tables
-// once they are filled, before the swap.
+// once they are filled, before the swap. A rebuild fills the shadow tables
+// with several workers at once, each applying the events of its share of the
+// tenants in transactions of its own; its position moves only past batches
+// every worker has committed.
 package projections
 
 import (
@@ -52,6 +55,12 @@ type Projector interface {
 	// writes, since a rebuild points them at shadow tables, and must not
 	// commit or roll back tx. An error rolls the whole batch back; it is
 	// then retried.
+	//
+	// During a rebuild Apply is called concurrently, in separate
+	// transactions, for events of different tenants (each tenant's events
+	// still in log order, in one call at a time): it must write only the
+	// rows of its events' tenants and keep no state of its own between
+	// calls.
 	Apply(ctx context.Context, tx pgx.Tx, tables Tables, events []eventstore.Event) error
 }
 

@@ -2,10 +2,12 @@ package projections
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -30,9 +32,14 @@ import (
 // connection, and beyond the processors there is nothing to overlap.
 const maxRebuildWorkers = 4
 
-// rebuildWorkers answers how many workers a rebuild uses: at least two, so
-// that one's Go work overlaps the other's wait for PostgreSQL.
-func rebuildWorkers() int { return min(maxRebuildWorkers, max(2, runtime.GOMAXPROCS(0))) }
+// rebuildWorkers answers how many workers a rebuild of pool uses: at least
+// two, so that one's Go work overlaps the other's wait for PostgreSQL, but
+// leaving two of the pool's connections to the rebuild's own bookkeeping
+// and whatever else the process does.
+func rebuildWorkers(pool *pgxpool.Pool) int {
+	n := min(maxRebuildWorkers, max(2, runtime.GOMAXPROCS(0)))
+	return max(1, min(n, int(pool.Config().MaxConns)-2))
+}
 
 // maxInFlight is how many batches may be handed out before the oldest is
 // committed everywhere: enough to keep a worker whose tenants weigh less in
@@ -75,15 +82,26 @@ type worker struct {
 	in   chan part
 }
 
-// startApplier acquires n connections and starts a worker on each.
+// extraWorkerWait bounds the wait for the connection of a worker beyond the
+// first: a pool that has none to spare gets a rebuild with fewer workers
+// rather than several rebuilds each holding some connections and waiting
+// for the others'.
+const extraWorkerWait = 250 * time.Millisecond
+
+// startApplier acquires up to n connections and starts a worker on each.
 func startApplier(ctx context.Context, rb *rebuild, n int) (*applier, error) {
 	wctx, cancel := context.WithCancel(ctx)
 	ap := &applier{rb: rb, done: make(chan finished, n*maxInFlight), cancel: cancel}
-	for range n {
-		conn, err := rb.rt.pool.Acquire(ctx)
+	for i := range n {
+		conn, err := acquireWorkerConn(ctx, rb.rt.pool, i > 0)
 		if err != nil {
 			ap.stop()
 			return nil, fmt.Errorf("acquire: %w", err)
+		}
+		if conn == nil {
+			rb.rt.log.Info("projection rebuild runs with fewer workers: the pool has no connection to spare",
+				"projector", rb.rn.name, "workers", i)
+			break
 		}
 		// A shadow batch need not survive a crash of the server: the
 		// rebuild dies with its lock connection and the next one starts
@@ -99,6 +117,21 @@ func startApplier(ctx context.Context, rb *rebuild, n int) (*applier, error) {
 		ap.wg.Go(func() { w.run(wctx, ap.done) })
 	}
 	return ap, nil
+}
+
+// acquireWorkerConn acquires a connection, waiting at most extraWorkerWait
+// when extra is set; nil means none came in that time.
+func acquireWorkerConn(ctx context.Context, pool *pgxpool.Pool, extra bool) (*pgxpool.Conn, error) {
+	if !extra {
+		return pool.Acquire(ctx)
+	}
+	actx, cancel := context.WithTimeout(ctx, extraWorkerWait)
+	defer cancel()
+	conn, err := pool.Acquire(actx)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return nil, nil
+	}
+	return conn, err
 }
 
 // stop ends the workers, abandoning what they have not committed, and

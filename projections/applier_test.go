@@ -3,12 +3,14 @@ package projections
 import (
 	"context"
 	"fmt"
+	"io"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -158,4 +160,59 @@ func TestTakenOverRebuildStops(t *testing.T) {
 	var rows int
 	require.NoError(t, e.pool.QueryRow(e.ctx, `SELECT count(*) FROM taken_applied_rebuild`).Scan(&rows))
 	assert.Zero(t, rows, "the second rebuild's tables hold nothing of the first's")
+}
+
+// TestRebuildTakesWhatThePoolSpares rebuilds with pools that have fewer
+// connections than the workers would take: a rebuild leaves two of them to
+// the rest, and takes none beyond its first worker's when the others are in
+// use, rather than waiting for them while holding one.
+func TestRebuildTakesWhatThePoolSpares(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxConns  int32
+		held      int // connections in use elsewhere while the rebuild starts
+		heldUntil time.Duration
+		workers   int
+	}{
+		{name: "enough", maxConns: 4, workers: 2},
+		{name: "two left to the rest", maxConns: 3, workers: 1},
+		// The first worker takes the last connection; the rebuild
+		// records its position once the others come back.
+		{name: "the pool in use", maxConns: 8, held: 7, heldUntil: time.Second, workers: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t)
+			_, err := e.pool.Exec(e.ctx, `CREATE TABLE sequence (
+    tenant_id    text PRIMARY KEY,
+    last_prepare bigint NOT NULL,
+    applied      int NOT NULL,
+    backends     int[] NOT NULL
+)`)
+			require.NoError(t, err)
+			e.appendEvents(200)
+			e.waitVisible()
+
+			cfg := e.pool.Config().Copy()
+			cfg.MaxConns = tc.maxConns
+			pool, err := pgxpool.NewWithConfig(e.ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			for range tc.held {
+				conn, err := pool.Acquire(e.ctx)
+				require.NoError(t, err)
+				time.AfterFunc(tc.heldUntil, conn.Release)
+			}
+			rt, err := New(pool, e.store, []Projector{sequence{}}, WithLogger(e.log), WithProgress(io.Discard), WithBatchSize(10))
+			require.NoError(t, err)
+			t.Cleanup(rt.Close)
+			require.NoError(t, rt.Rebuild(e.ctx, "sequence"))
+
+			var backends, applied int
+			require.NoError(t, e.pool.QueryRow(e.ctx,
+				`SELECT count(DISTINCT b), (SELECT sum(applied) FROM sequence) FROM sequence, unnest(backends) b`).Scan(&backends, &applied))
+			assert.Equal(t, tc.workers, backends, "workers")
+			assert.Positive(t, applied)
+		})
+	}
 }

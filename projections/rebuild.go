@@ -175,7 +175,7 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	if err != nil {
 		return err
 	}
-	ap, err := startApplier(ctx, rb, rebuildWorkers())
+	ap, err := startApplier(ctx, rb, rebuildWorkers(rb.rt.pool))
 	if err != nil {
 		return err
 	}

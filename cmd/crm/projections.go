@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -53,6 +54,7 @@ func runProjections(ctx context.Context, args []string, stdout io.Writer) error 
 		if err != nil {
 			return err
 		}
+		rebuildGC()
 		run = func(ctx context.Context, rt *projections.Runtime) error { return rebuildProjectors(ctx, rt, names) }
 	default:
 		fs.Usage()
@@ -86,6 +88,21 @@ func runProjections(ctx context.Context, args []string, stdout io.Writer) error 
 	}
 	defer rt.Close()
 	return run(ctx, rt)
+}
+
+// rebuildGCPercent is the garbage collector's target for a rebuild, unless
+// GOGC says otherwise. A rebuild's live heap is its batches in flight, tens
+// of megabytes whatever the size of the log, and the collector was a tenth
+// of its processor time at the default of 100: at 400 a customers rebuild
+// of 420,000 events took 2.5-3.4 s less processor time and 0.8-2 s less in
+// all (peak RSS 350 MiB instead of 200).
+const rebuildGCPercent = 400
+
+// rebuildGC sets rebuildGCPercent when GOGC is not set.
+func rebuildGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(rebuildGCPercent)
+	}
 }
 
 // parseRebuildTargets parses the arguments after "rebuild": projector names, or

@@ -46,13 +46,9 @@ RETURNING coalesce((SELECT o.last_prepare >= $2 FROM %[1]s o WHERE o.tenant_id =
 	return nil
 }
 
-// TestRebuildAppliesTenantsAtOnceInOrder rebuilds a read model of many
-// tenants, whose events are interleaved in the log: the workers share the
-// tenants out, and each tenant's events are still applied in log order,
-// each once.
-func TestRebuildAppliesTenantsAtOnceInOrder(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// createSequenceTable creates the sequence projector's table.
+func createSequenceTable(t *testing.T, e *env) {
+	t.Helper()
 	_, err := e.pool.Exec(e.ctx, `CREATE TABLE sequence (
     tenant_id    text PRIMARY KEY,
     last_prepare bigint NOT NULL,
@@ -60,6 +56,16 @@ func TestRebuildAppliesTenantsAtOnceInOrder(t *testing.T) {
     backends     int[] NOT NULL
 )`)
 	require.NoError(t, err)
+}
+
+// TestRebuildAppliesTenantsAtOnceInOrder rebuilds a read model of many
+// tenants, whose events are interleaved in the log: the workers share the
+// tenants out, and each tenant's events are still applied in log order,
+// each once.
+func TestRebuildAppliesTenantsAtOnceInOrder(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	createSequenceTable(t, e)
 
 	const tenants, perTenant = 12, 150
 	for start := 0; start < tenants*perTenant; start += 120 {
@@ -183,13 +189,7 @@ func TestRebuildTakesWhatThePoolSpares(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t)
-			_, err := e.pool.Exec(e.ctx, `CREATE TABLE sequence (
-    tenant_id    text PRIMARY KEY,
-    last_prepare bigint NOT NULL,
-    applied      int NOT NULL,
-    backends     int[] NOT NULL
-)`)
-			require.NoError(t, err)
+			createSequenceTable(t, e)
 			e.appendEvents(200)
 			e.waitVisible()
 

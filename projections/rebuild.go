@@ -348,23 +348,27 @@ WHERE i.indrelid = $1::regclass`, rb.shadow.Ident(name)).Scan(&cols)
 			rb.indexed[name] = strings.Join(cols, ", ")
 		}
 	}
-	for _, name := range sortedTables(rb.shadow) {
-		if rb.indexed[name] == "" {
-			continue
-		}
-		if _, err := rb.rt.pool.Exec(ctx, "ANALYZE "+rb.shadow.Ident(name)+" ("+rb.indexed[name]+")"); err != nil {
-			return fmt.Errorf("analyze %s: %w", rb.shadow[name], err)
-		}
-	}
-	return nil
+	return rb.analyzeColumns(ctx, rb.indexed)
 }
 
 // analyzeAll gathers every statistic of the filled shadow tables, their
 // built indexes' expressions included, so that the read model's queries
 // are planned well from the moment it is swapped in.
-func (rb *rebuild) analyzeAll(ctx context.Context) error {
+func (rb *rebuild) analyzeAll(ctx context.Context) error { return rb.analyzeColumns(ctx, nil) }
+
+// analyzeColumns analyzes the shadow tables: of each, the columns columns
+// lists (quoted, comma-separated; a table with none is skipped), or every
+// column when columns is nil.
+func (rb *rebuild) analyzeColumns(ctx context.Context, columns map[string]string) error {
 	for _, name := range sortedTables(rb.shadow) {
-		if _, err := rb.rt.pool.Exec(ctx, "ANALYZE "+rb.shadow.Ident(name)); err != nil {
+		stmt := "ANALYZE " + rb.shadow.Ident(name)
+		if columns != nil {
+			if columns[name] == "" {
+				continue
+			}
+			stmt += " (" + columns[name] + ")"
+		}
+		if _, err := rb.rt.pool.Exec(ctx, stmt); err != nil {
 			return fmt.Errorf("analyze %s: %w", rb.shadow[name], err)
 		}
 	}
@@ -407,7 +411,8 @@ func (rb *rebuild) advance(events, matching []eventstore.Event) {
 func (rb *rebuild) swap(ctx context.Context) error {
 	c, p := ints(rb.pos)
 	tag, err := rb.rt.pool.Exec(ctx, `UPDATE projection_rebuilds SET state = 'swapping', updated_at = now()
-WHERE name = $1 AND state = 'building' AND commit_position = $2 AND prepare_position = $3`, rb.rn.name, c, p)
+WHERE name = $1 AND state = 'building' AND started_at = $2 AND commit_position = $3 AND prepare_position = $4`,
+		rb.rn.name, rb.started, c, p)
 	if err != nil {
 		return fmt.Errorf("record swap: %w", err)
 	}
@@ -451,11 +456,12 @@ func (rb *rebuild) swapOnce(ctx context.Context) error {
 		return fmt.Errorf("lock checkpoint: %w", err)
 	}
 	var state string
-	if err := tx.QueryRow(ctx, `SELECT state, commit_position, prepare_position FROM projection_rebuilds WHERE name = $1 FOR UPDATE`,
-		rb.rn.name).Scan(&state, &c, &p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	var started time.Time
+	if err := tx.QueryRow(ctx, `SELECT state, started_at, commit_position, prepare_position FROM projection_rebuilds WHERE name = $1 FOR UPDATE`,
+		rb.rn.name).Scan(&state, &started, &c, &p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("lock rebuild: %w", err)
 	}
-	if state != "swapping" || pos(c, p) != rb.pos {
+	if state != "swapping" || !started.Equal(rb.started) || pos(c, p) != rb.pos {
 		return fmt.Errorf("rebuild row is not at %s: %w", rb.pos, errRebuildTakenOver)
 	}
 	// Work on a copy: a failed attempt rolls back and the next one starts

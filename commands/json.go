@@ -1,6 +1,6 @@
 package commands
 
-import "encoding/json"
+import "github.com/segmentio/encoding/json"
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 

@@ -2,13 +2,13 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/eventstore"

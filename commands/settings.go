@@ -2,10 +2,11 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/identity"
 	"github.com/clubcrm/crm/eventstore"

@@ -5,13 +5,13 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/segmentio/encoding/json"
 )
 
 // Expected states what version a stream must be at for an append to succeed.

@@ -2,9 +2,10 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // An Upcaster rewrites an event's data from one schema version to the next.

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"sort"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/commands"

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/nyaruka/phonenumbers"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/auth"
 	"github.com/clubcrm/crm/adapters/postgres"

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	// The standard library's decoder, unlike the rest of the service's
+	// JSON (github.com/segmentio/encoding/json): request bodies need its
+	// Token and More, and the problems below are written against its errors.
 	"encoding/json"
 	"errors"
 	"fmt"

@@ -2,9 +2,10 @@ package httpapi
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // Paging limits.

@@ -5,11 +5,12 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // FieldError names one field of a request and what is wrong with it.

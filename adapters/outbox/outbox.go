@@ -8,11 +8,11 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/domain/customer"

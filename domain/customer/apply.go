@@ -1,11 +1,12 @@
 package customer
 
 import (
-	"encoding/json"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/identity"
 )

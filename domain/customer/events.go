@@ -1,12 +1,12 @@
 package customer
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/identity"
 )

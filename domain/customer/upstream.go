@@ -1,10 +1,11 @@
 package customer
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // Upstream event types of the contract (docs/events.md), by source.

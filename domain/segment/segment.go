@@ -7,7 +7,6 @@
 package segment
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/segmentio/encoding/json"
 )
 
 // Category is the stream category: one stream segment-<uuid> per segment.

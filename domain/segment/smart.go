@@ -1,9 +1,10 @@
 package segment
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/segmentio/encoding/json"
 )
 
 // Smart segment kinds: model-driven segments whose rules the CRM writes

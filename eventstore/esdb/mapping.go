@@ -1,7 +1,6 @@
 package esdb
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/eventstore"
 )

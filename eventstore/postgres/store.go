@@ -23,7 +23,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -31,6 +30,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/encoding/json"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/clubcrm/crm/eventstore"

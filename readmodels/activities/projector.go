@@ -18,13 +18,13 @@ package activities
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/timeline"

@@ -3,7 +3,6 @@ package customers
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/domain/customer"

@@ -35,13 +35,13 @@ package metrics
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/domain/customer"
 	"github.com/clubcrm/crm/domain/timeline"

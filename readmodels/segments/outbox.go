@@ -2,12 +2,12 @@ package segments
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/commands"
 	"github.com/clubcrm/crm/eventstore"

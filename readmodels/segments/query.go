@@ -2,13 +2,13 @@ package segments
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/domain/segment"

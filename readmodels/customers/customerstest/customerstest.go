@@ -7,7 +7,6 @@ package customerstest
 
 import (
 	"context"
-	"encoding/json"
 	"strconv"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/postgres/pgtest"
 	"github.com/clubcrm/crm/commands"

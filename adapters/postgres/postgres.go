@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	pgxuuid "github.com/vgarvardt/pgx-google-uuid/v5"
 )
 
 // TenantRole is the role API queries run as; see migrations/00001_tenancy.sql.
@@ -32,6 +33,14 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	// pgx sends and reads a google/uuid UUID through its driver.Valuer and
+	// sql.Scanner, as a string formatted and parsed again; registered, it
+	// goes as its 16 bytes. It was 8% of a customers rebuild's processor
+	// time, in the uuid[] arguments of every batch.
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

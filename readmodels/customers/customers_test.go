@@ -61,6 +61,11 @@ func TestProjectionEqualsFold(t *testing.T) {
 	evs, err = guest.Edit(customer.Edited{Status: ptr(customer.StatusArchived), Actor: "staff-1"})
 	require.NoError(t, err)
 	guest = env.Record(guest, evs, "staff-1", "edit-2")
+	// Tags travel to the table as array literals: words PostgreSQL would
+	// read as NULL, spaces, symbols and letters beyond ASCII must survive.
+	evs, err = guest.ChangeTags([]string{"vip", "null", "Junior  Section", "ünï", "x/y & z+1", "a:b.c_d-e"}, nil, "staff-1")
+	require.NoError(t, err)
+	guest = env.Record(guest, evs, "staff-1", "tags-1")
 
 	source := env.Ingest(tenantA, nil, "message.sent", `{"contactId": "c-9", "email": "jd@other.com", "phoneNumber": "+44 7911 123456"}`)
 	jane, source = env.Merge(jane, source, "staff-2")

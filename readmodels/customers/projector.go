@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/segmentio/encoding/json"
 
 	"github.com/clubcrm/crm/adapters/postgres"
@@ -133,25 +131,17 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 		dups.note(k, v, e.RecordedAt)
 	}
 
-	rows := make([]row, 0, len(changed))
-	states := make([][]byte, 0, len(changed))
+	var rows upsertRows
 	for _, k := range keys {
 		if changed[k] {
-			st, err := json.Marshal(profiles[k])
-			if err != nil {
-				return fmt.Errorf("encode state of customer %s: %w", k.id, err)
+			if err := rows.add(profiles[k]); err != nil {
+				return err
 			}
-			rows, states = append(rows, rowOf(profiles[k])), append(states, st)
 		}
 	}
 	batch := &pgx.Batch{}
-	if len(rows) > 0 {
-		b, err := json.Marshal(rows)
-		if err != nil {
-			return fmt.Errorf("encode customers rows: %w", err)
-		}
-		// As a FlatArray, pgx encodes the states without reflection.
-		batch.Queue(upsertSQL(tables.Ident(customersTable)), string(b), pgtype.FlatArray[[]byte](states))
+	if rows.len() > 0 {
+		batch.Queue(upsertSQL(tables.Ident(customersTable)), rows.args()...)
 	}
 	dups.queue(batch, tables.Ident(duplicatesTable))
 	if batch.Len() == 0 {
@@ -231,107 +221,6 @@ WHERE (c.tenant_id, c.id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))`+con
 		return nil, fmt.Errorf("read customers state: %w", err)
 	}
 	return out, nil
-}
-
-// row is one customers row as jsonb_to_recordset reads it: JSON keys are
-// column names. Sending the batch as one JSON document keeps the write to a
-// single statement however many profiles it holds, and carries the tags
-// arrays, which unnest over a two-dimensional array could not. The folded
-// state travels beside it as bytea, which PostgreSQL neither parses nor
-// prints (see migrations/00015_opaque_state.sql).
-type row struct {
-	TenantID           string               `json:"tenant_id"`
-	ID                 uuid.UUID            `json:"id"`
-	Version            uint64               `json:"version"`
-	AuthUserID         *string              `json:"auth_user_id"`
-	Email              *string              `json:"email"`
-	PhoneNumber        *string              `json:"phone_number"`
-	SCLMemberID        *int64               `json:"scl_member_id"`
-	TeeTimePlayerID    *string              `json:"teetime_player_id"`
-	MessagingContactID *string              `json:"messaging_contact_id"`
-	ExternalIDs        customer.ExternalIDs `json:"external_ids"`
-	Aliases            []Alias              `json:"aliases"`
-	FirstName          *string              `json:"first_name"`
-	LastName           *string              `json:"last_name"`
-	DisplayName        *string              `json:"display_name"`
-	Status             string               `json:"status"`
-	LifecycleStage     string               `json:"lifecycle_stage"`
-	Tags               []string             `json:"tags"`
-	Handicap           *float64             `json:"handicap"`
-	HomeClubID         *string              `json:"home_club_id"`
-	MembershipTier     *string              `json:"membership_tier"`
-	MembershipStatus   *string              `json:"membership_status"`
-	EmailOptIn         bool                 `json:"email_opt_in"`
-	SMSOptIn           bool                 `json:"sms_opt_in"`
-	PushOptIn          bool                 `json:"push_opt_in"`
-	WhatsAppOptIn      bool                 `json:"whatsapp_opt_in"`
-	MergedInto         *uuid.UUID           `json:"merged_into"`
-	CreatedAt          time.Time            `json:"created_at"`
-	UpdatedAt          time.Time            `json:"updated_at"`
-	Fold               int                  `json:"fold"`
-}
-
-// columns lists the customers columns the projector writes from row, with
-// their types, in the order of row's fields; the state column follows them.
-var columns = []struct{ name, typ string }{
-	{"tenant_id", "text"}, {"id", "uuid"}, {"version", "bigint"},
-	{"auth_user_id", "text"}, {"email", "text"}, {"phone_number", "text"},
-	{"scl_member_id", "bigint"}, {"teetime_player_id", "text"}, {"messaging_contact_id", "text"},
-	{"external_ids", "jsonb"}, {"aliases", "jsonb"},
-	{"first_name", "text"}, {"last_name", "text"}, {"display_name", "text"},
-	{"status", "text"}, {"lifecycle_stage", "text"}, {"tags", "text[]"},
-	{"handicap", "numeric"}, {"home_club_id", "text"},
-	{"membership_tier", "text"}, {"membership_status", "text"},
-	{"email_opt_in", "boolean"}, {"sms_opt_in", "boolean"}, {"push_opt_in", "boolean"}, {"whatsapp_opt_in", "boolean"},
-	{"merged_into", "uuid"}, {"created_at", "timestamptz"}, {"updated_at", "timestamptz"},
-	{"fold", "smallint"},
-}
-
-func upsertSQL(table string) string {
-	names := make([]string, len(columns))
-	defs := make([]string, len(columns))
-	var sets []string
-	for i, c := range columns {
-		names[i], defs[i] = c.name, c.name+" "+c.typ
-		if c.name != "tenant_id" && c.name != "id" {
-			sets = append(sets, c.name+" = excluded."+c.name)
-		}
-	}
-	list := strings.Join(names, ", ")
-	sets = append(sets, "state = excluded.state")
-	// ROWS FROM zips the rows of the document ($1) with their states ($2)
-	// by position. The version guard keeps a row from going back in time
-	// should a batch ever be applied again over a newer row.
-	return fmt.Sprintf(`INSERT INTO %s AS t (%s, state)
-SELECT %s, state FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (%s), unnest($2::bytea[])) AS r(%s, state)
-ON CONFLICT (tenant_id, id) DO UPDATE SET %s
-WHERE t.version < excluded.version`, table, list, list, strings.Join(defs, ", "), list, strings.Join(sets, ", "))
-}
-
-// maxHandicap is the largest magnitude the handicap column (numeric(4,1))
-// holds; a value past it is left out of the column (it stays in state)
-// rather than failing every batch that touches the profile.
-const maxHandicap = 999.9
-
-func rowOf(p *customer.Profile) row {
-	c := FromProfile(p)
-	r := row{
-		TenantID: c.TenantID, ID: c.ID, Version: c.Version,
-		AuthUserID: c.AuthUserID, Email: c.Email, PhoneNumber: c.PhoneNumber,
-		SCLMemberID: c.SCLMemberID, TeeTimePlayerID: c.TeeTimePlayerID, MessagingContactID: c.MessagingContactID,
-		ExternalIDs: p.ExternalIDs, Aliases: c.Aliases,
-		FirstName: c.FirstName, LastName: c.LastName, DisplayName: c.DisplayName,
-		Status: c.Status, LifecycleStage: c.LifecycleStage, Tags: c.Tags,
-		Handicap: c.Handicap, HomeClubID: c.HomeClubID,
-		MembershipTier: c.MembershipTier, MembershipStatus: c.MembershipStatus,
-		EmailOptIn: c.EmailOptIn, SMSOptIn: c.SMSOptIn, PushOptIn: c.PushOptIn, WhatsAppOptIn: c.WhatsAppOptIn,
-		MergedInto: c.MergedInto, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
-		Fold: customer.FoldVersion,
-	}
-	if r.Handicap != nil && math.Abs(*r.Handicap) > maxHandicap+0.05 {
-		r.Handicap = nil
-	}
-	return r
 }
 
 // duplicateWrites gathers the batch's changes to duplicate_candidates as

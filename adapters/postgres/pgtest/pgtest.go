@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/migrations"
 )
 
@@ -49,13 +50,24 @@ func URLFor(name string) string {
 }
 
 // New creates a fresh, migrated database for t, dropped when t ends, and
-// answers a pool on it with its URL.
+// answers a pool on it with its URL, configured as the service's own
+// (postgres.Open).
 func New(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	dsn := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, dsn)
+	// Four connections, pgxpool's own default here, rather than the
+	// service's twenty: every package's tests run at once against one
+	// server and its max_connections.
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", "4")
+	u.RawQuery = q.Encode()
+	pool, err := postgres.Open(ctx, u.String())
 	if err != nil {
 		t.Fatalf("pgtest: pool: %v", err)
 	}

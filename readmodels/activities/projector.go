@@ -196,7 +196,7 @@ func loadStates(ctx context.Context, tx pgx.Tx, table string, keys []streamKey) 
 	return out, nil
 }
 
-// row is one activities row as jsonb_to_recordset reads it.
+// row is one activities row; batch splits rows into the insert's column arrays.
 type row struct {
 	TenantID      string         `json:"tenant_id"`
 	ID            uuid.UUID      `json:"id"`

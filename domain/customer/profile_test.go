@@ -15,7 +15,7 @@ import (
 var t0 = time.Date(2026, 3, 14, 7, 30, 0, 0, time.UTC)
 
 // fold applies events as the store would hand them back.
-func fold(t *testing.T, p *Profile, evs []Event) {
+func fold(t testing.TB, p *Profile, evs []Event) {
 	t.Helper()
 	for _, e := range evs {
 		b, err := json.Marshal(e.Data)
@@ -26,7 +26,7 @@ func fold(t *testing.T, p *Profile, evs []Event) {
 	}
 }
 
-func ingest(t *testing.T, p *Profile, typ, data string, d identity.Decision) []Event {
+func ingest(t testing.TB, p *Profile, typ, data string, d identity.Decision) []Event {
 	t.Helper()
 	v, err := ParseUpstream(typ, json.RawMessage(data))
 	require.NoError(t, err)

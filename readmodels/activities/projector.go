@@ -131,7 +131,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	}
 	batch := w.batch()
 	var tenants []string
-	var ids [][16]byte
+	var ids []uuid.UUID
 	var docs [][]byte
 	for _, k := range keys {
 		if dirty[k] {
@@ -166,7 +166,7 @@ func ownerOf(k streamKey, states map[streamKey]*timeline.State) uuid.UUID {
 }
 
 func loadStates(ctx context.Context, tx pgx.Tx, table string, keys []streamKey) (map[streamKey]*timeline.State, error) {
-	tenants, ids := make([]string, len(keys)), make([][16]byte, len(keys))
+	tenants, ids := make([]string, len(keys)), make([]uuid.UUID, len(keys))
 	out := make(map[streamKey]*timeline.State, len(keys))
 	for i, k := range keys {
 		tenants[i], ids[i] = k.tenant, k.id
@@ -181,7 +181,7 @@ func loadStates(ctx context.Context, tx pgx.Tx, table string, keys []streamKey) 
 	for rows.Next() {
 		var k streamKey
 		var b []byte
-		if err := rows.Scan(&k.tenant, (*[16]byte)(&k.id), &b); err != nil {
+		if err := rows.Scan(&k.tenant, &k.id, &b); err != nil {
 			return nil, fmt.Errorf("read timeline state: %w", err)
 		}
 		st := &timeline.State{}
@@ -198,21 +198,21 @@ func loadStates(ctx context.Context, tx pgx.Tx, table string, keys []streamKey) 
 
 // row is one activities row; batch splits rows into the insert's column arrays.
 type row struct {
-	TenantID      string         `json:"tenant_id"`
-	ID            uuid.UUID      `json:"id"`
-	CustomerID    uuid.UUID      `json:"customer_id"`
-	ProfileID     uuid.UUID      `json:"profile_id"`
-	Type          string         `json:"type"`
-	Category      string         `json:"category"`
-	Channel       *string        `json:"channel"`
-	Title         string         `json:"title"`
-	Description   *string        `json:"description"`
-	Metadata      map[string]any `json:"metadata"`
-	SourceService string         `json:"source_service"`
-	SourceID      *string        `json:"source_id"`
-	OccurredAt    time.Time      `json:"occurred_at"`
-	RecordedAt    time.Time      `json:"recorded_at"`
-	Version       uint64         `json:"stream_version"`
+	TenantID      string
+	ID            uuid.UUID
+	CustomerID    uuid.UUID
+	ProfileID     uuid.UUID
+	Type          string
+	Category      string
+	Channel       *string
+	Title         string
+	Description   *string
+	Metadata      map[string]any
+	SourceService string
+	SourceID      *string
+	OccurredAt    time.Time
+	RecordedAt    time.Time
+	Version       uint64
 }
 
 func rowOf(k streamKey, owner uuid.UUID, a timeline.Activity, e eventstore.Event) row {
@@ -283,13 +283,13 @@ func (w *writes) editNote(tenant string, e *customer.NoteEdited) {
         WHEN $5::boolean IS TRUE AND NOT starts_with(title, $6) THEN $6 || title
         WHEN $5::boolean IS FALSE AND starts_with(title, $6) THEN substr(title, length($6) + 1)
         ELSE title END
-WHERE tenant_id = $1 AND id = $2`, w.table), tenant, [16]byte(e.NoteID), e.Body, string(b), e.Complaint, timeline.ComplaintPrefix)
+WHERE tenant_id = $1 AND id = $2`, w.table), tenant, e.NoteID, e.Body, string(b), e.Complaint, timeline.ComplaintPrefix)
 }
 
 // deleteNote takes a deleted note off the timeline; the profile's event
 // history keeps it.
 func (w *writes) deleteNote(tenant string, id uuid.UUID) {
-	w.then(fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = $1 AND id = $2`, w.table), tenant, [16]byte(id))
+	w.then(fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = $1 AND id = $2`, w.table), tenant, id)
 }
 
 // move gives the survivor every activity of the merged-away profile.
@@ -297,7 +297,7 @@ func (w *writes) move(tenant string, from, to uuid.UUID) {
 	if from == to {
 		return
 	}
-	w.then(fmt.Sprintf(`UPDATE %s SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2`, w.table), tenant, [16]byte(from), [16]byte(to))
+	w.then(fmt.Sprintf(`UPDATE %s SET customer_id = $3 WHERE tenant_id = $1 AND customer_id = $2`, w.table), tenant, from, to)
 }
 
 func (w *writes) batch() *pgx.Batch {
@@ -320,13 +320,11 @@ ON CONFLICT (tenant_id, id) DO NOTHING`, w.table)
 		n := len(rows)
 		var (
 			tenants, types, cats, titles, services = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			// [16]byte rather than uuid.UUID: pgx encodes it directly,
-			// not through uuid.UUID's driver.Valuer (a string per value).
-			ids, customers, profiles   = make([][16]byte, n), make([][16]byte, n), make([][16]byte, n)
-			channels, descs, sourceIDs = make([]*string, n), make([]*string, n), make([]*string, n)
-			mds                        = make([]string, n)
-			occurred, recorded         = make([]time.Time, n), make([]time.Time, n)
-			versions                   = make([]int64, n)
+			ids, customers, profiles               = make([]uuid.UUID, n), make([]uuid.UUID, n), make([]uuid.UUID, n)
+			channels, descs, sourceIDs             = make([]*string, n), make([]*string, n), make([]*string, n)
+			mds                                    = make([]string, n)
+			occurred, recorded                     = make([]time.Time, n), make([]time.Time, n)
+			versions                               = make([]int64, n)
 		)
 		for i, r := range rows {
 			md, err := json.Marshal(r.Metadata)

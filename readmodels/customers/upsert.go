@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/segmentio/encoding/json"
 
@@ -74,12 +75,12 @@ const maxHandicap = 999.9
 
 // upsertRows gathers a batch's customers rows column by column, each the
 // FromProfile of a folded profile, with the profile's state encoded. Every
-// column is a FlatArray of a type pgx encodes directly: slices of pointers
-// went through reflection, and uuid.UUID through its driver.Valuer (a
-// string parsed again), a third of the projector's processor time.
+// column is a FlatArray of a type pgx encodes directly (uuid.UUID through
+// the codec postgres.Open registers), where slices of pointers went through
+// reflection for every element.
 type upsertRows struct {
 	tenants                               pgtype.FlatArray[string]
-	ids                                   pgtype.FlatArray[pgtype.UUID]
+	ids                                   pgtype.FlatArray[uuid.UUID]
 	versions                              pgtype.FlatArray[int64]
 	authUserIDs, emails, phones           pgtype.FlatArray[pgtype.Text]
 	sclMemberIDs                          pgtype.FlatArray[pgtype.Int8]
@@ -127,7 +128,7 @@ func (r *upsertRows) add(p *customer.Profile) error {
 		mergedInto = pgtype.UUID{Bytes: *c.MergedInto, Valid: true}
 	}
 	r.tenants = append(r.tenants, c.TenantID)
-	r.ids = append(r.ids, pgtype.UUID{Bytes: c.ID, Valid: true})
+	r.ids = append(r.ids, c.ID)
 	r.versions = append(r.versions, int64(c.Version))
 	r.authUserIDs = append(r.authUserIDs, text(c.AuthUserID))
 	r.emails = append(r.emails, text(c.Email))

@@ -198,8 +198,8 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 			b.Queue(fmt.Sprintf(`INSERT INTO %[1]s AS d (tenant_id, customer_id, day, activities, bookings)
 SELECT tenant_id, $3, day, activities, bookings FROM %[1]s WHERE tenant_id = $1 AND customer_id = $2
 ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activities + excluded.activities, bookings = d.bookings + excluded.bookings`, days),
-				k.tenant, [16]byte(m.SourceID), [16]byte(k.id))
-			b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = $1 AND customer_id = $2`, days), k.tenant, [16]byte(m.SourceID))
+				k.tenant, m.SourceID, k.id)
+			b.Queue(fmt.Sprintf(`DELETE FROM %s WHERE tenant_id = $1 AND customer_id = $2`, days), k.tenant, m.SourceID)
 			r.last = later(r.last, src.last)
 			for c, n := range src.lifetime {
 				r.lifetime[c] += n
@@ -245,11 +245,11 @@ ON CONFLICT (tenant_id, customer_id, day) DO UPDATE SET activities = d.activitie
 	flush()
 
 	var upTenants []string
-	var upIDs [][16]byte
+	var upIDs []uuid.UUID
 	var upLast []*time.Time
 	var upLife []string
 	var goneTenants []string
-	var goneIDs [][16]byte
+	var goneIDs []uuid.UUID
 	today := p.today()
 	for _, k := range keys {
 		r := rows[k]
@@ -311,7 +311,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET last_activity_at = excluded.l
 
 func queueDays(b *pgx.Batch, table string, order []dayKey, pending map[dayKey]*counts) {
 	n := len(order)
-	tenants, ids, ds := make([]string, n), make([][16]byte, n), make([]time.Time, n)
+	tenants, ids, ds := make([]string, n), make([]uuid.UUID, n), make([]time.Time, n)
 	acts, books := make([]int32, n), make([]int32, n)
 	for i, dk := range order {
 		tenants[i], ids[i], ds[i] = dk.tenant, dk.id, dk.day
@@ -363,7 +363,7 @@ func keyOf(e eventstore.Event) (key, bool) {
 }
 
 func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*profile, error) {
-	tenants, ids := make([]string, len(keys)), make([][16]byte, len(keys))
+	tenants, ids := make([]string, len(keys)), make([]uuid.UUID, len(keys))
 	out := make(map[key]*profile, len(keys))
 	for i, k := range keys {
 		tenants[i], ids[i] = k.tenant, k.id
@@ -380,7 +380,7 @@ func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*pr
 		var last *time.Time
 		var life []byte
 		var asOf time.Time
-		if err := rows.Scan(&k.tenant, (*[16]byte)(&k.id), &last, &life, &asOf); err != nil {
+		if err := rows.Scan(&k.tenant, &k.id, &last, &life, &asOf); err != nil {
 			return nil, fmt.Errorf("read metrics: %w", err)
 		}
 		p := out[k]

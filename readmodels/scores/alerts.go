@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -117,7 +118,7 @@ LEFT JOIN LATERAL (
 		var list []due
 		for rows.Next() {
 			var d due
-			if err := rows.Scan(&d.k.tenant, (*[16]byte)(&d.k.id), &d.e, &d.c, &d.version, &d.on,
+			if err := rows.Scan(&d.k.tenant, &d.k.id, &d.e, &d.c, &d.version, &d.on,
 				&d.st.ChurnHigh, &d.st.Crossings, &d.st.EngagementRef, &d.st.RefModel, &d.st.Drops); err != nil {
 				rows.Close()
 				return err
@@ -134,7 +135,7 @@ LEFT JOIN LATERAL (
 		}
 		var decided []commands.ScoreAlert
 		var tenants []string
-		var ids [][16]byte
+		var ids []uuid.UUID
 		var high []bool
 		var crossings, refModels, drops []int32
 		var refs []*float64

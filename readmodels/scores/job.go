@@ -169,7 +169,7 @@ func (j *Job) rescoreBatch(ctx context.Context, db *pgx.Conn, day scoring.Day, s
 	var list []due
 	for rows.Next() {
 		var d due
-		if err := rows.Scan(&d.k.tenant, (*[16]byte)(&d.k.id), &d.raw, &d.rev, &d.e, &d.c, &d.version); err != nil {
+		if err := rows.Scan(&d.k.tenant, &d.k.id, &d.raw, &d.rev, &d.e, &d.c, &d.version); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("scores job: read: %w", err)
 		}

@@ -172,7 +172,7 @@ func (p Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tabl
 	models := map[string]scoring.Versioned{}
 	var up upsert
 	var goneT []string
-	var goneIDs [][16]byte
+	var goneIDs []uuid.UUID
 	for _, k := range keys {
 		r := rows[k]
 		if r.gone {
@@ -226,7 +226,7 @@ ON CONFLICT (tenant_id, customer_id) DO UPDATE SET engagement_score = excluded.e
 // upsert collects rows to write, column by column.
 type upsert struct {
 	tenants           []string
-	ids               [][16]byte
+	ids               []uuid.UUID
 	engagement, churn []float64
 	versions          []int32
 	inputs            [][]byte
@@ -234,9 +234,9 @@ type upsert struct {
 }
 
 // marked answers the keys of the rows whose scores changed.
-func (u *upsert) marked() ([]string, [][16]byte) {
+func (u *upsert) marked() ([]string, []uuid.UUID) {
 	var tenants []string
-	var ids [][16]byte
+	var ids []uuid.UUID
 	for i, d := range u.due {
 		if d {
 			tenants, ids = append(tenants, u.tenants[i]), append(ids, u.ids[i])
@@ -368,7 +368,7 @@ func keyOf(e eventstore.Event) (key, bool) {
 }
 
 func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*row, error) {
-	tenants, ids := make([]string, len(keys)), make([][16]byte, len(keys))
+	tenants, ids := make([]string, len(keys)), make([]uuid.UUID, len(keys))
 	out := make(map[key]*row, len(keys))
 	for i, k := range keys {
 		tenants[i], ids[i] = k.tenant, k.id
@@ -385,7 +385,7 @@ func load(ctx context.Context, tx pgx.Tx, table string, keys []key) (map[key]*ro
 		var raw []byte
 		var e, c float64
 		var v int
-		if err := rows.Scan(&k.tenant, (*[16]byte)(&k.id), &raw, &e, &c, &v); err != nil {
+		if err := rows.Scan(&k.tenant, &k.id, &raw, &e, &c, &v); err != nil {
 			return nil, fmt.Errorf("read scores: %w", err)
 		}
 		in, err := scoring.Decode(raw)

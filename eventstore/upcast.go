@@ -126,23 +126,42 @@ func (u *Upcasters) stamp(events []EventData) []EventData {
 
 // Upcasting wraps store so that every read (streams, the global log and
 // subscriptions) answers events upcast by reg, and every append stamps
-// events that carry no schema version with their type's newest.
+// events that carry no schema version with their type's newest. The
+// wrapper keeps whichever of StreamsReader and CategoryReader the backend
+// has, and only those.
 func Upcasting(store Store, reg *Upcasters) Store {
 	u := &upcastingStore{Store: store, reg: reg}
-	if r, ok := store.(StreamsReader); ok {
-		return &upcastingStreams{upcastingStore: u, streams: r}
+	streams, many := store.(StreamsReader)
+	category, byStream := store.(CategoryReader)
+	switch {
+	case many && byStream:
+		return &struct {
+			*upcastingStore
+			upcastingStreams
+			upcastingCategory
+		}{u, upcastingStreams{streams, reg}, upcastingCategory{category, reg}}
+	case many:
+		return &struct {
+			*upcastingStore
+			upcastingStreams
+		}{u, upcastingStreams{streams, reg}}
+	case byStream:
+		return &struct {
+			*upcastingStore
+			upcastingCategory
+		}{u, upcastingCategory{category, reg}}
 	}
 	return u
 }
 
-// upcastingStreams is an upcasting store whose backend reads many streams
-// at once: it keeps that ability, upcast.
+// upcastingStreams is the ReadStreams of an upcasting store whose backend
+// reads many streams at once.
 type upcastingStreams struct {
-	*upcastingStore
 	streams StreamsReader
+	reg     *Upcasters
 }
 
-func (s *upcastingStreams) ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]Event, error) {
+func (s upcastingStreams) ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]Event, error) {
 	byStream, err := s.streams.ReadStreams(ctx, from)
 	if err != nil {
 		return nil, err
@@ -153,6 +172,21 @@ func (s *upcastingStreams) ReadStreams(ctx context.Context, from map[string]uint
 		}
 	}
 	return byStream, nil
+}
+
+// upcastingCategory is the ReadCategory of an upcasting store whose
+// backend reads categories stream by stream.
+type upcastingCategory struct {
+	category CategoryReader
+	reg      *Upcasters
+}
+
+func (s upcastingCategory) ReadCategory(ctx context.Context, category string, after StreamCursor, upTo Position, limit int) ([]Event, error) {
+	events, err := s.category.ReadCategory(ctx, category, after, upTo, limit)
+	if err != nil {
+		return nil, err
+	}
+	return s.reg.upcastAll(events)
 }
 
 type upcastingStore struct {

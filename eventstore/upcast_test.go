@@ -144,6 +144,21 @@ func TestUpcasting(t *testing.T) {
 		}
 	})
 
+	t.Run("read category", func(t *testing.T) {
+		r, ok := store.(eventstore.CategoryReader)
+		require.True(t, ok, "the wrapper keeps the backend's read by stream")
+		_, many := store.(eventstore.StreamsReader)
+		require.True(t, many, "and its multi-stream read beside it")
+		require.Eventually(t, func() bool { // once the head shows all three
+			head, err := store.Head(ctx)
+			require.NoError(t, err)
+			got, err := r.ReadCategory(ctx, "member", eventstore.StreamCursor{}, head, 10)
+			require.NoError(t, err)
+			check(t, got)
+			return len(got) == 3
+		}, 10*time.Second, 20*time.Millisecond)
+	})
+
 	t.Run("read stream", func(t *testing.T) {
 		for stream := range want {
 			got, err := store.ReadStream(ctx, stream, 1, 10)

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/eventstore"
@@ -90,13 +91,34 @@ const extraWorkerWait = 250 * time.Millisecond
 
 // startApplier acquires up to n connections and starts a worker on each.
 func startApplier(ctx context.Context, rb *rebuild, n int) (*applier, error) {
+	conns, err := rb.acquireWorkers(ctx, n)
+	if err != nil {
+		return nil, err
+	}
 	wctx, cancel := context.WithCancel(ctx)
-	ap := &applier{rb: rb, done: make(chan finished, n*maxInFlight), cancel: cancel}
+	ap := &applier{rb: rb, done: make(chan finished, len(conns)*maxInFlight), cancel: cancel}
+	for _, conn := range conns {
+		w := &worker{rb: rb, conn: conn, in: make(chan part, maxInFlight)}
+		ap.workers = append(ap.workers, w)
+		ap.wg.Go(func() { w.run(wctx, ap.done) })
+	}
+	return ap, nil
+}
+
+// acquireWorkers acquires up to n connections for a rebuild's workers (at
+// least one), each set to commit without waiting for the WAL.
+func (rb *rebuild) acquireWorkers(ctx context.Context, n int) ([]*pgxpool.Conn, error) {
+	var conns []*pgxpool.Conn
+	fail := func(err error) ([]*pgxpool.Conn, error) {
+		for _, c := range conns {
+			releaseRelaxed(c)
+		}
+		return nil, err
+	}
 	for i := range n {
 		conn, err := acquireWorkerConn(ctx, rb.rt.pool, i > 0)
 		if err != nil {
-			ap.stop()
-			return nil, fmt.Errorf("acquire: %w", err)
+			return fail(fmt.Errorf("acquire: %w", err))
 		}
 		if conn == nil {
 			rb.rt.log.Info("projection rebuild runs with fewer workers: the pool has no connection to spare",
@@ -109,14 +131,11 @@ func startApplier(ctx context.Context, rb *rebuild, n int) (*applier, error) {
 		// is therefore safe here, and is most of a small batch's commit.
 		if _, err := conn.Exec(ctx, "SET synchronous_commit = off"); err != nil {
 			conn.Release()
-			ap.stop()
-			return nil, fmt.Errorf("relax commits: %w", err)
+			return fail(fmt.Errorf("relax commits: %w", err))
 		}
-		w := &worker{rb: rb, conn: conn, in: make(chan part, maxInFlight)}
-		ap.workers = append(ap.workers, w)
-		ap.wg.Go(func() { w.run(wctx, ap.done) })
+		conns = append(conns, conn)
 	}
-	return ap, nil
+	return conns, nil
 }
 
 // acquireWorkerConn acquires a connection, waiting at most extraWorkerWait
@@ -255,28 +274,38 @@ func (w *worker) run(ctx context.Context, done chan<- finished) {
 	}
 }
 
-// commit applies events into the shadow tables in one transaction. The
+// commit applies events into the shadow tables in one transaction.
+func (w *worker) commit(ctx context.Context, events []eventstore.Event) error {
+	return w.rb.inShadow(ctx, w.conn, func(tx pgx.Tx) error {
+		if err := apply(ctx, w.rb.rn.p, tx, w.rb.shadow, events); err != nil {
+			return fmt.Errorf("apply %d events: %w", len(events), err)
+		}
+		return nil
+	})
+}
+
+// inShadow runs write in a transaction on conn and commits it. The
 // rebuild's row must still be this rebuild's: one that took over (this
 // one's lock connection having dropped) resets it, and this one then stops
 // instead of writing into its tables. Holding the row FOR KEY SHARE until
 // the commit keeps such a rebuild from dropping the tables meanwhile (it
 // locks the row FOR UPDATE first) while leaving the row free for record.
-func (w *worker) commit(ctx context.Context, events []eventstore.Event) error {
-	tx, err := w.conn.Begin(ctx)
+func (rb *rebuild) inShadow(ctx context.Context, conn *pgxpool.Conn, write func(tx pgx.Tx) error) error {
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after commit
 	tag, err := tx.Exec(ctx, `SELECT FROM projection_rebuilds
-WHERE name = $1 AND state = 'building' AND started_at = $2 FOR KEY SHARE`, w.rb.rn.name, w.rb.started)
+WHERE name = $1 AND state = 'building' AND started_at = $2 FOR KEY SHARE`, rb.rn.name, rb.started)
 	if err != nil {
 		return fmt.Errorf("hold rebuild row: %w", err)
 	}
 	if tag.RowsAffected() != 1 {
 		return fmt.Errorf("rebuild row is not this rebuild's: %w", errRebuildTakenOver)
 	}
-	if err := apply(ctx, w.rb.rn.p, tx, w.rb.shadow, events); err != nil {
-		return fmt.Errorf("apply %d events: %w", len(events), err)
+	if err := write(tx); err != nil {
+		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit shadow batch: %w", err)

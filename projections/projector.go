@@ -27,7 +27,10 @@
 // once they are filled, before the swap. A rebuild fills the shadow tables
 // with several workers at once, each applying the events of its share of the
 // tenants in transactions of its own; its position moves only past batches
-// every worker has committed.
+// every worker has committed. A projector whose rows each fold one stream
+// (StreamFolder) is first rebuilt stream by stream where the store can read
+// that way, each row written once, then in log order from where that read
+// ended.
 package projections
 
 import (
@@ -87,6 +90,31 @@ type IndexDeferrer interface {
 	Projector
 	// DeferredIndexes names indexes of the live tables.
 	DeferredIndexes() []string
+}
+
+// StreamFolder is a projector each of whose rows is the fold of one stream
+// of its categories. A rebuild from a store that reads categories stream by
+// stream (eventstore.CategoryReader) hands it every stream whole, so that
+// each row is written once: in log order a row is written again for every
+// batch its stream appears in. What the rebuild reads after that, and the
+// live projector, still go through Apply in log order.
+type StreamFolder interface {
+	Projector
+	// FoldStreams starts the fold of one rebuild.
+	FoldStreams() StreamFold
+}
+
+// StreamFold receives a rebuild's share of the log stream by stream.
+type StreamFold interface {
+	// Apply writes the rows of events' streams into tables within tx. Each
+	// stream comes whole, in one call: every event of it up to the
+	// rebuild's position, in version order, all passing the projector's
+	// Filter. Streams come in no particular order, and Apply is called from
+	// several goroutines at once, each with a transaction of its own.
+	Apply(ctx context.Context, tx pgx.Tx, tables Tables, events []eventstore.Event) error
+	// Finish writes what depends on the order of events across streams,
+	// after every stream has been applied.
+	Finish(ctx context.Context, tx pgx.Tx, tables Tables) error
 }
 
 // Tables maps the names a projector declares in Tables to the physical

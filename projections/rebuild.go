@@ -176,6 +176,9 @@ func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	if err != nil {
 		return err
 	}
+	if err := rb.foldStreams(ctx, prog, head); err != nil {
+		return err
+	}
 	ap, err := startApplier(ctx, rb, rebuildWorkers(rb.rt.pool))
 	if err != nil {
 		return err

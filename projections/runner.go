@@ -155,11 +155,16 @@ func (r *runner) awaitAfter(ctx context.Context, pos eventstore.Position) error 
 // apply calls p.Apply, turning a panic into an error: a projector's bug
 // then holds back that projector, retried and reported like any failure,
 // instead of taking every other projector and the API down with it.
-func apply(ctx context.Context, p Projector, tx pgx.Tx, tables Tables, events []eventstore.Event) (err error) {
+func apply(ctx context.Context, p Projector, tx pgx.Tx, tables Tables, events []eventstore.Event) error {
+	return guarded(func() error { return p.Apply(ctx, tx, tables, events) })
+}
+
+// guarded calls fn, turning a panic into an error with its stack.
+func guarded(fn func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
 		}
 	}()
-	return p.Apply(ctx, tx, tables, events)
+	return fn()
 }

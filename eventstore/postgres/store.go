@@ -69,7 +69,11 @@ type Store struct {
 	reads    singleflight.Group
 }
 
-var _ eventstore.Store = (*Store)(nil)
+var (
+	_ eventstore.Store          = (*Store)(nil)
+	_ eventstore.StreamsReader  = (*Store)(nil)
+	_ eventstore.CategoryReader = (*Store)(nil)
+)
 
 // Option configures a Store.
 type Option func(*Store)
@@ -171,6 +175,29 @@ JOIN events ON stream = k_stream AND version >= k_from ORDER BY stream, version`
 		out[e.Stream] = append(out[e.Stream], e)
 	}
 	return out, nil
+}
+
+// sqlReadCategory reads a category in (stream, version) order: a range
+// scan of events_stream_version from the cursor on, bounded by the
+// category's names ($1 itself, then those that begin with "$1-", all
+// below "$1."). The stream column's collation is "C" (migration 00021),
+// so that range is every name of the category whatever the database's
+// collation.
+const sqlReadCategory = `SELECT ` + eventColumns + ` FROM events
+WHERE stream >= $1 AND stream < $2 AND (stream = $1 OR starts_with(stream, $1 || '-'))
+  AND (stream, version) > ($3, $4) AND (tx_id, seq) <= ($5::xid8, $6::bigint)
+ORDER BY stream, version LIMIT $7`
+
+// ReadCategory answers up to limit events of category's streams after
+// cursor in (stream, version) order, up to position upTo
+// (eventstore.CategoryReader); a limit of zero or less means all of them.
+func (s *Store) ReadCategory(ctx context.Context, category string, after eventstore.StreamCursor, upTo eventstore.Position, limit int) ([]eventstore.Event, error) {
+	events, err := s.query(ctx, sqlReadCategory, category, category+".", after.Stream, int64(min(after.Version, math.MaxInt64)),
+		upTo.Commit, int64(min(upTo.Prepare, math.MaxInt64)), sqlLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("read category %s after %s/%d: %w", category, after.Stream, after.Version, err)
+	}
+	return events, nil
 }
 
 // ReadStreamBackward answers up to limit events of stream from version from

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"AppendMulti", testAppendMulti},
 		{"ReadStream", testReadStream},
 		{"ReadStreams", testReadStreams},
+		{"ReadCategory", testReadCategory},
 		{"RoundTrip", testRoundTrip},
 		{"GlobalOrder", testGlobalOrder},
 		{"Subscribe", testSubscribe},
@@ -435,6 +437,79 @@ func testReadStreams(t *testing.T, s eventstore.Store) {
 	none, err := r.ReadStreams(ctx, nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
+}
+
+func testReadCategory(t *testing.T, s eventstore.Store) {
+	r, ok := s.(eventstore.CategoryReader)
+	if !ok {
+		t.Skip("the backend reads categories in log order only")
+	}
+	ctx := ctxFor(t)
+	cat := newCategory("bystream")
+	// Names that sort beside the category's own without being of it.
+	near := []string{cat + "x-" + uuid.NewString(), cat + "!" + uuid.NewString(), cat[:len(cat)-1]}
+	streams := []string{newStream(cat), newStream(cat), newStream(cat), cat}
+	for round := range 3 { // the streams' events interleave in the log
+		for i, stream := range streams {
+			n := i + 1 // stream i gets i+1 events a round
+			_, err := s.Append(ctx, stream, eventstore.Any, events("Counted", round*n+1, n)...)
+			require.NoError(t, err)
+		}
+		for _, stream := range near {
+			_, err := s.Append(ctx, stream, eventstore.Any, event("Counted", round+1))
+			require.NoError(t, err)
+		}
+	}
+	mid, err := s.Append(ctx, streams[0], eventstore.Any, event("Counted", 4))
+	require.NoError(t, err)
+	for _, stream := range streams {
+		_, err := s.Append(ctx, stream, eventstore.Any, event("Late", 99))
+		require.NoError(t, err)
+	}
+	var head eventstore.Position
+	require.Eventually(t, func() bool {
+		h, err := s.Head(ctx)
+		require.NoError(t, err)
+		head = h
+		return !head.Less(mid.Position)
+	}, waitTimeout, 20*time.Millisecond)
+
+	// Everything up to mid: each stream whole as it stood then, streams in
+	// byte order of their names, versions in order.
+	sorted := slices.Clone(streams)
+	slices.Sort(sorted)
+	var want []eventstore.Event
+	for _, stream := range sorted {
+		all, err := s.ReadStream(ctx, stream, 1, 100)
+		require.NoError(t, err)
+		for _, e := range all {
+			if !mid.Position.Less(e.Position) {
+				want = append(want, e)
+			}
+		}
+	}
+	require.Len(t, want, 3*(1+2+3+4)+1)
+	for _, page := range []int{1, 4, 7, 100} {
+		var got []eventstore.Event
+		after := eventstore.StreamCursor{}
+		for {
+			events, err := r.ReadCategory(ctx, cat, after, mid.Position, page)
+			require.NoError(t, err)
+			got = append(got, events...)
+			if len(events) < page {
+				break
+			}
+			last := events[len(events)-1]
+			after = eventstore.StreamCursor{Stream: last.Stream, Version: last.Version}
+		}
+		assert.Equal(t, ids(want), ids(got), "page of %d", page)
+	}
+	all, err := r.ReadCategory(ctx, cat, eventstore.StreamCursor{}, head, 0)
+	require.NoError(t, err)
+	assert.Len(t, all, len(want)+len(streams), "up to the head, the late events too")
+	none, err := r.ReadCategory(ctx, cat, eventstore.StreamCursor{}, eventstore.Start, 10)
+	require.NoError(t, err)
+	assert.Empty(t, none, "nothing lies before the start")
 }
 
 func testRoundTrip(t *testing.T, s eventstore.Store) {

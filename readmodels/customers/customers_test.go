@@ -3,6 +3,7 @@ package customers_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -119,8 +120,24 @@ func TestRebuildAgrees(t *testing.T) {
 	env.Record(p.jane, evs, "staff", "dismiss-1")
 	env.Ingest(tenantA, p.guest, "handicap.updated", `{"playerId": "p-7", "handicap": 3.2}`,
 		identity.Conflict{Other: p.jane.ID, Key: identity.Key{Kind: identity.Phone, Value: "+27825551234"}, Reason: "r", Confidence: 85})
+	// A pair flagged on the stream whose name sorts last and dismissed on
+	// the one that sorts first: a rebuild reading stream by stream must
+	// still apply the two in log order.
+	early, late := p.obrien, p.john
+	if customer.Stream(late.ID) < customer.Stream(early.ID) {
+		early, late = late, early
+	}
+	late = env.Ingest(tenantA, late, "member.updated", fmt.Sprintf(`{"memberId": %d, "membershipTier": "Bronze"}`, *late.SCLMemberID),
+		identity.Conflict{Other: early.ID, Key: identity.Key{Kind: identity.Email, Value: "shared@golf.ie"}, Reason: "r", Confidence: 90})
+	evs, err = early.ClearDuplicate(late.ID, "dismissed", "staff")
+	require.NoError(t, err)
+	env.Record(early, evs, "staff", "dismiss-2")
 	env.Project(0)
 	want := dump(t, env.Pool)
+	var status string
+	require.NoError(t, env.Pool.QueryRow(ctx, `SELECT status FROM duplicate_candidates WHERE id = $1`,
+		customers.PairID(tenantA, early.ID, late.ID)).Scan(&status))
+	require.Equal(t, customers.DuplicateDismissed, status)
 
 	// The runtime reads the log as subscribers do: an event shows once no
 	// transaction on the server that began before it is still open. Other

@@ -106,17 +106,35 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 	if err != nil {
 		return err
 	}
-
-	// Events are applied in log order, not stream by stream, because the
-	// review of a pair may be flagged on one stream and decided on another.
 	var dups duplicateWrites
-	changed := map[streamKey]bool{}
+	changed, err := fold(profiles, events, func(k streamKey, e eventstore.Event, v any) { dups.note(k, v, e.RecordedAt) })
+	if err != nil {
+		return err
+	}
+	return write(ctx, tx, tables, profiles, changed, &dups)
+}
+
+// fold applies events to profiles, starting an empty profile for a stream
+// profiles lacks, calls seen for each event applied, and answers the
+// profiles changed in the order they were first changed.
+//
+// Events are applied in the order given (log order, or stream by stream in
+// a rebuild's fold), never stream after stream out of it, because seen may
+// gather what spans streams: the review of a pair may be flagged on one
+// stream and decided on another.
+func fold(profiles map[streamKey]*customer.Profile, events []eventstore.Event, seen func(streamKey, eventstore.Event, any)) ([]streamKey, error) {
+	var changed []streamKey
+	marked := map[streamKey]bool{}
 	for _, e := range events {
 		k, ok := keyOf(e)
 		if !ok {
 			continue
 		}
 		p := profiles[k]
+		if p == nil {
+			p = &customer.Profile{ID: k.id, TenantID: k.tenant}
+			profiles[k] = p
+		}
 		if e.Version <= p.Version {
 			continue // already folded into the row: a replayed batch
 		}
@@ -124,26 +142,34 @@ func (Projector) Apply(ctx context.Context, tx pgx.Tx, tables projections.Tables
 		if err != nil {
 			// The aggregate could not load this stream either: stop here
 			// rather than serve a row that disagrees with it.
-			return fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
+			return nil, fmt.Errorf("project %s version %d: %w", e.Stream, e.Version, err)
+		}
+		if !marked[k] {
+			marked[k] = true
+			changed = append(changed, k)
 		}
 		p.Apply(v, e.RecordedAt)
-		changed[k] = true
-		dups.note(k, v, e.RecordedAt)
+		seen(k, e, v)
 	}
+	return changed, nil
+}
 
+// write upserts the rows of the changed profiles and the duplicate-review
+// changes dups gathered (nil for none) in one pipelined round trip.
+func write(ctx context.Context, tx pgx.Tx, tables projections.Tables, profiles map[streamKey]*customer.Profile, changed []streamKey, dups *duplicateWrites) error {
 	var rows upsertRows
-	for _, k := range keys {
-		if changed[k] {
-			if err := rows.add(profiles[k]); err != nil {
-				return err
-			}
+	for _, k := range changed {
+		if err := rows.add(profiles[k]); err != nil {
+			return err
 		}
 	}
 	batch := &pgx.Batch{}
 	if rows.len() > 0 {
 		batch.Queue(upsertSQL(tables.Ident(customersTable)), rows.args()...)
 	}
-	dups.queue(batch, tables.Ident(duplicatesTable))
+	if dups != nil {
+		dups.queue(batch, tables.Ident(duplicatesTable))
+	}
 	if batch.Len() == 0 {
 		return nil
 	}
@@ -263,6 +289,15 @@ type decision struct {
 	onlyOpen bool // a merge settles open pairs only; staff decisions overrule dismissals too
 	actor    string
 	at       time.Time
+}
+
+// reviews reports whether v is an event note acts on.
+func reviews(v any) bool {
+	switch v.(type) {
+	case *customer.DuplicateFlagged, *customer.DuplicateCleared, *customer.Merged:
+		return true
+	}
+	return false
 }
 
 func (d *duplicateWrites) note(k streamKey, v any, at time.Time) {

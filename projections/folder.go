@@ -1,0 +1,164 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clubcrm/crm/eventstore"
+)
+
+// foldStreams fills the shadow tables of a StreamFolder stream by stream,
+// up to upTo, when the store reads categories that way; it leaves the
+// rebuild at upTo, from where fill goes on in log order. It does nothing
+// for other projectors and stores, or a filter that names no category.
+//
+// One goroutine reads each category in (stream, version) order and cuts
+// what it reads into parts of whole streams (a part ends before the stream
+// the read stopped in, which the next read completes); the workers apply
+// the parts, each in a transaction of its own, in whatever order they take
+// them. Finish then writes, in one transaction, what depends on the order
+// across streams.
+func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventstore.Position) error {
+	sf, ok := rb.rn.p.(StreamFolder)
+	if !ok {
+		return nil
+	}
+	reader, ok := rb.rt.store.(eventstore.CategoryReader)
+	filter := rb.rn.p.Filter()
+	if !ok || len(filter.Categories) == 0 || upTo == eventstore.Start {
+		return nil
+	}
+	conns, err := rb.acquireWorkers(ctx, rebuildWorkers(rb.rt.pool))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range conns {
+			releaseRelaxed(c)
+		}
+	}()
+	start := time.Now()
+	rb.rt.log.Info("projection rebuild reads stream by stream", "projector", rb.rn.name, "up_to", upTo.String(),
+		"categories", filter.Categories, "workers", len(conns))
+
+	fold := sf.FoldStreams()
+	var (
+		read   int64
+		latest = make([]eventstore.Event, len(conns)) // by worker, the latest in the log it applied
+		parts  = make(chan []eventstore.Event, len(conns))
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(parts)
+		return readStreams(gctx, reader, slices.Sorted(slices.Values(filter.Categories)), upTo,
+			rebuildBatchFactor*rb.rn.batchSize, func(events []eventstore.Event) error {
+				matching := rb.filter(events)
+				if len(matching) == 0 {
+					return nil
+				}
+				select {
+				case parts <- matching:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				read += int64(len(matching))
+				prog.update(read, -1)
+				return nil
+			})
+	})
+	for i, conn := range conns {
+		g.Go(func() error {
+			for events := range parts {
+				err := rb.inShadow(gctx, conn, func(tx pgx.Tx) error {
+					if err := guarded(func() error { return fold.Apply(gctx, tx, rb.shadow, events) }); err != nil {
+						return fmt.Errorf("fold %d events of %s to %s: %w", len(events), events[0].Stream,
+							events[len(events)-1].Stream, err)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				for _, e := range events {
+					if latest[i].Position.Less(e.Position) {
+						latest[i] = e
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	err = rb.inShadow(ctx, conns[0], func(tx pgx.Tx) error {
+		if err := guarded(func() error { return fold.Finish(ctx, tx, rb.shadow) }); err != nil {
+			return fmt.Errorf("finish fold: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	var newest eventstore.Event
+	for _, e := range latest {
+		if newest.Position.Less(e.Position) {
+			newest = e
+		}
+	}
+	rb.recorded = newest.RecordedAt
+	rb.pos = upTo
+	rb.events = read
+	rb.applied = read
+	rb.rt.log.Info("projection rebuild read stream by stream; going on in log order", "projector", rb.rn.name,
+		"events", rb.applied, "took", time.Since(start).Round(time.Millisecond).String())
+	return rb.record(ctx)
+}
+
+// readStreams reads categories stream by stream up to upTo, n events at a
+// time, and hands emit parts holding whole streams, in order.
+func readStreams(ctx context.Context, r eventstore.CategoryReader, categories []string, upTo eventstore.Position, n int,
+	emit func([]eventstore.Event) error) error {
+	for _, cat := range categories {
+		var (
+			after   eventstore.StreamCursor
+			pending []eventstore.Event
+		)
+		for {
+			events, err := r.ReadCategory(ctx, cat, after, upTo, n)
+			if err != nil {
+				return err
+			}
+			pending = append(pending, events...)
+			if len(events) < n {
+				if len(pending) > 0 {
+					if err := emit(pending); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			tail := events[len(events)-1]
+			after = eventstore.StreamCursor{Stream: tail.Stream, Version: tail.Version}
+			// The last stream read may go on: keep it for the next part.
+			// A stream longer than a read grows pending until it ends.
+			cut := len(pending)
+			for cut > 0 && pending[cut-1].Stream == tail.Stream {
+				cut--
+			}
+			if cut == 0 {
+				continue
+			}
+			if err := emit(pending[:cut]); err != nil {
+				return err
+			}
+			pending = slices.Clone(pending[cut:])
+		}
+	}
+	return nil
+}

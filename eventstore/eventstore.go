@@ -208,13 +208,6 @@ type StreamsReader interface {
 	ReadStreams(ctx context.Context, from map[string]uint64) (map[string][]Event, error)
 }
 
-// StreamCursor is a place in a read of streams in name order: after the
-// event at Version of Stream. The zero cursor is before the first stream.
-type StreamCursor struct {
-	Stream  string
-	Version uint64
-}
-
 // CategoryReader is a Store that reads a category stream by stream. A read
 // model whose rows are each the fold of one stream (the customers profiles)
 // is rebuilt from it writing each row once, where reading the log in its
@@ -222,14 +215,15 @@ type StreamCursor struct {
 // times a profile at 1,000,000 people. Backends without it (EventStoreDB,
 // whose log has no index by stream name) are rebuilt in log order.
 type CategoryReader interface {
-	// ReadCategory answers up to limit events of the streams of category
-	// that come after cursor in (stream name, version) order, stream names
-	// compared byte by byte, and lie no later in the global log than upTo:
-	// since a stream's events appear in the log in version order, each
-	// stream's events up to upTo, whole and in order. upTo must be a
-	// position every event before which is visible (Head's answer, or a
-	// checkpoint of what a reader has seen).
-	ReadCategory(ctx context.Context, category string, after StreamCursor, upTo Position, limit int) ([]Event, error)
+	// ReadCategory calls each, in turn, with every event of the streams of
+	// category that lies no later in the global log than upTo, in (stream
+	// name, version) order, stream names compared byte by byte: since a
+	// stream's events appear in the log in version order, each stream's
+	// events up to upTo, whole and in order. upTo must be a position every
+	// event before which is visible (Head's answer, or a checkpoint of what
+	// a reader has seen). It stops at the first error each answers and
+	// answers it.
+	ReadCategory(ctx context.Context, category string, upTo Position, each func(Event) error) error
 }
 
 var (

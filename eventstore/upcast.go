@@ -181,12 +181,14 @@ type upcastingCategory struct {
 	reg      *Upcasters
 }
 
-func (s upcastingCategory) ReadCategory(ctx context.Context, category string, after StreamCursor, upTo Position, limit int) ([]Event, error) {
-	events, err := s.category.ReadCategory(ctx, category, after, upTo, limit)
-	if err != nil {
-		return nil, err
-	}
-	return s.reg.upcastAll(events)
+func (s upcastingCategory) ReadCategory(ctx context.Context, category string, upTo Position, each func(Event) error) error {
+	return s.category.ReadCategory(ctx, category, upTo, func(e Event) error {
+		e, err := s.reg.Upcast(e)
+		if err != nil {
+			return err
+		}
+		return each(e)
+	})
 }
 
 type upcastingStore struct {

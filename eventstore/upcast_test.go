@@ -152,8 +152,11 @@ func TestUpcasting(t *testing.T) {
 		require.Eventually(t, func() bool { // once the head shows all three
 			head, err := store.Head(ctx)
 			require.NoError(t, err)
-			got, err := r.ReadCategory(ctx, "member", eventstore.StreamCursor{}, head, 10)
-			require.NoError(t, err)
+			var got []eventstore.Event
+			require.NoError(t, r.ReadCategory(ctx, "member", head, func(e eventstore.Event) error {
+				got = append(got, e)
+				return nil
+			}))
 			check(t, got)
 			return len(got) == 3
 		}, 10*time.Second, 20*time.Millisecond)

@@ -18,10 +18,8 @@ import (
 // for other projectors and stores, or a filter that names no category.
 //
 // One goroutine reads each category in (stream, version) order and cuts
-// what it reads into parts of whole streams (a part ends before the stream
-// the read stopped in, which the next read completes); the workers apply
-// the parts, each in a transaction of its own, in whatever order they take
-// them. Finish then writes, in one transaction, what depends on the order
+// it into parts of whole streams; the workers apply the parts, each in a
+// transaction of its own, in whatever order they take them. Finish then writes, in one transaction, what depends on the order
 // across streams.
 func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventstore.Position) error {
 	sf, ok := rb.rn.p.(StreamFolder)
@@ -120,44 +118,30 @@ func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventsto
 	return rb.record(ctx)
 }
 
-// readStreams reads categories stream by stream up to upTo, n events at a
-// time, and hands emit parts holding whole streams, in order.
+// readStreams reads categories stream by stream up to upTo and hands emit
+// parts of whole streams, in order: a part closes once it holds n events
+// and the next event begins another stream.
 func readStreams(ctx context.Context, r eventstore.CategoryReader, categories []string, upTo eventstore.Position, n int,
 	emit func([]eventstore.Event) error) error {
 	for _, cat := range categories {
-		var (
-			after   eventstore.StreamCursor
-			pending []eventstore.Event
-		)
-		for {
-			events, err := r.ReadCategory(ctx, cat, after, upTo, n)
-			if err != nil {
-				return err
-			}
-			pending = append(pending, events...)
-			if len(events) < n {
-				if len(pending) > 0 {
-					if err := emit(pending); err != nil {
-						return err
-					}
+		var part []eventstore.Event
+		err := r.ReadCategory(ctx, cat, upTo, func(e eventstore.Event) error {
+			if len(part) >= n && e.Stream != part[len(part)-1].Stream {
+				if err := emit(part); err != nil {
+					return err
 				}
-				break
+				part = nil
 			}
-			tail := events[len(events)-1]
-			after = eventstore.StreamCursor{Stream: tail.Stream, Version: tail.Version}
-			// The last stream read may go on: keep it for the next part.
-			// A stream longer than a read grows pending until it ends.
-			cut := len(pending)
-			for cut > 0 && pending[cut-1].Stream == tail.Stream {
-				cut--
-			}
-			if cut == 0 {
-				continue
-			}
-			if err := emit(pending[:cut]); err != nil {
+			part = append(part, e)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(part) > 0 {
+			if err := emit(part); err != nil {
 				return err
 			}
-			pending = slices.Clone(pending[cut:])
 		}
 	}
 	return nil

@@ -77,7 +77,7 @@ func TestRebuildFoldsStreams(t *testing.T) {
 	createCounterTables(t, e.pool, "twin")
 	members := e.appendEvents(600)
 	f := &folder{counter: &counter{name: "folded"}}
-	// Reads of 15 events: every stream (about 22 events) spans two or three.
+	// Parts of about 15 events: streams (about 22 events) longer than a part.
 	rt := e.runtime([]Projector{f, &counter{name: "twin"}}, WithBatchSize(3))
 	e.run(rt)
 	e.waitCaughtUp(rt, "folded")

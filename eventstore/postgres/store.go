@@ -177,27 +177,57 @@ JOIN events ON stream = k_stream AND version >= k_from ORDER BY stream, version`
 	return out, nil
 }
 
-// sqlReadCategory reads a category in (stream, version) order: a range
-// scan of events_stream_version from the cursor on, bounded by the
-// category's names ($1 itself, then those that begin with "$1-", all
-// below "$1."). The stream column's collation is "C" (migration 00021),
-// so that range is every name of the category whatever the database's
+// sqlReadCategory reads a category in (stream, version) order, bounded by
+// the category's names ($1 itself, then those that begin with "$1-", all
+// below "$1."): the stream column's collation is "C" (migration 00021), so
+// that range is every name of the category whatever the database's
 // collation.
 const sqlReadCategory = `SELECT ` + eventColumns + ` FROM events
 WHERE stream >= $1 AND stream < $2 AND (stream = $1 OR starts_with(stream, $1 || '-'))
-  AND (stream, version) > ($3, $4) AND (tx_id, seq) <= ($5::xid8, $6::bigint)
-ORDER BY stream, version LIMIT $7`
+  AND (tx_id, seq) <= ($3::xid8, $4::bigint)
+ORDER BY stream, version`
 
-// ReadCategory answers up to limit events of category's streams after
-// cursor in (stream, version) order, up to position upTo
-// (eventstore.CategoryReader); a limit of zero or less means all of them.
-func (s *Store) ReadCategory(ctx context.Context, category string, after eventstore.StreamCursor, upTo eventstore.Position, limit int) ([]eventstore.Event, error) {
-	events, err := s.query(ctx, sqlReadCategory, category, category+".", after.Stream, int64(min(after.Version, math.MaxInt64)),
-		upTo.Commit, int64(min(upTo.Prepare, math.MaxInt64)), sqlLimit(limit))
+// categorySortMemory is the work_mem of ReadCategory's sort.
+const categorySortMemory = "256MB"
+
+// ReadCategory calls each with the events of category's streams up to
+// position upTo, in (stream, version) order (eventstore.CategoryReader).
+//
+// It is one statement whose rows are sorted by the server, its plain index
+// scans turned off: a scan of events_stream_version in stream order
+// fetches the rows in random order from the heap, where the log lies in
+// log order, and once the log outgrows memory that is a read of a page for
+// every event or two (at 1,000,000 people, 6.1 million events in 2 m 50 s,
+// against 48 s for the scan and sort). The sort spills to temporary files
+// about the size of what it reads. The transaction is read-only and never
+// takes a transaction id, so however long the caller takes over the rows
+// it holds back no reader of the log.
+func (s *Store) ReadCategory(ctx context.Context, category string, upTo eventstore.Position, each func(eventstore.Event) error) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT set_config('enable_indexscan', 'off', true), set_config('work_mem', $1, true)`,
+			categorySortMemory); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, sqlReadCategory, category, category+".", upTo.Commit, int64(min(upTo.Prepare, math.MaxInt64)))
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			if err := each(e); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read category %s after %s/%d: %w", category, after.Stream, after.Version, err)
+		return fmt.Errorf("read category %s up to %s: %w", category, upTo, err)
 	}
-	return events, nil
+	return nil
 }
 
 // ReadStreamBackward answers up to limit events of stream from version from
@@ -349,26 +379,35 @@ func scanEvents(rows pgx.Rows) ([]eventstore.Event, error) {
 	defer rows.Close()
 	events := []eventstore.Event{}
 	for rows.Next() {
-		var (
-			e       eventstore.Event
-			version int64
-			data    []byte
-			meta    []byte
-		)
-		if err := rows.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &version, &e.Type,
-			&data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+		e, err := scanEvent(rows)
+		if err != nil {
 			return nil, err
 		}
-		e.Version = uint64(version)
-		if data != nil {
-			e.Data = json.RawMessage(data)
-		}
-		if err := json.Unmarshal(meta, &e.Metadata); err != nil {
-			return nil, fmt.Errorf("event %s: metadata: %w", e.ID, err)
-		}
-		e.OccurredAt = e.OccurredAt.UTC()
-		e.RecordedAt = e.RecordedAt.UTC()
 		events = append(events, e)
 	}
 	return events, rows.Err()
+}
+
+// scanEvent scans the current row, of eventColumns.
+func scanEvent(rows pgx.Rows) (eventstore.Event, error) {
+	var (
+		e       eventstore.Event
+		version int64
+		data    []byte
+		meta    []byte
+	)
+	if err := rows.Scan(&e.Position.Commit, &e.Position.Prepare, &e.ID, &e.Stream, &version, &e.Type,
+		&data, &meta, &e.OccurredAt, &e.RecordedAt); err != nil {
+		return eventstore.Event{}, err
+	}
+	e.Version = uint64(version)
+	if data != nil {
+		e.Data = json.RawMessage(data)
+	}
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return eventstore.Event{}, fmt.Errorf("event %s: metadata: %w", e.ID, err)
+	}
+	e.OccurredAt = e.OccurredAt.UTC()
+	e.RecordedAt = e.RecordedAt.UTC()
+	return e, nil
 }

@@ -489,27 +489,28 @@ func testReadCategory(t *testing.T, s eventstore.Store) {
 		}
 	}
 	require.Len(t, want, 3*(1+2+3+4)+1)
-	for _, page := range []int{1, 4, 7, 100} {
+	read := func(upTo eventstore.Position) []eventstore.Event {
 		var got []eventstore.Event
-		after := eventstore.StreamCursor{}
-		for {
-			events, err := r.ReadCategory(ctx, cat, after, mid.Position, page)
-			require.NoError(t, err)
-			got = append(got, events...)
-			if len(events) < page {
-				break
-			}
-			last := events[len(events)-1]
-			after = eventstore.StreamCursor{Stream: last.Stream, Version: last.Version}
-		}
-		assert.Equal(t, ids(want), ids(got), "page of %d", page)
+		require.NoError(t, r.ReadCategory(ctx, cat, upTo, func(e eventstore.Event) error {
+			got = append(got, e)
+			return nil
+		}))
+		return got
 	}
-	all, err := r.ReadCategory(ctx, cat, eventstore.StreamCursor{}, head, 0)
-	require.NoError(t, err)
-	assert.Len(t, all, len(want)+len(streams), "up to the head, the late events too")
-	none, err := r.ReadCategory(ctx, cat, eventstore.StreamCursor{}, eventstore.Start, 10)
-	require.NoError(t, err)
-	assert.Empty(t, none, "nothing lies before the start")
+	assert.Equal(t, ids(want), ids(read(mid.Position)))
+	assert.Len(t, read(head), len(want)+len(streams), "up to the head, the late events too")
+	assert.Empty(t, read(eventstore.Start), "nothing lies before the start")
+
+	stop := errors.New("enough")
+	n := 0
+	err = r.ReadCategory(ctx, cat, head, func(eventstore.Event) error {
+		if n++; n == 3 {
+			return stop
+		}
+		return nil
+	})
+	assert.ErrorIs(t, err, stop, "the callback's error ends the read")
+	assert.Equal(t, 3, n)
 }
 
 func testRoundTrip(t *testing.T, s eventstore.Store) {

@@ -19,8 +19,8 @@ import (
 //
 // One goroutine reads each category in (stream, version) order and cuts
 // it into parts of whole streams; the workers apply the parts, each in a
-// transaction of its own, in whatever order they take them. Finish then writes, in one transaction, what depends on the order
-// across streams.
+// transaction of its own, in whatever order they take them. Finish then
+// writes, in one transaction, what depends on the order across streams.
 func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventstore.Position) error {
 	sf, ok := rb.rn.p.(StreamFolder)
 	if !ok {

@@ -165,7 +165,9 @@ RETURNING started_at`, rb.rn.name).Scan(&rb.started)
 // one it replaces.
 //
 // The batches are applied by workers, each in transactions of its own, for
-// the events of its share of the tenants (see applier).
+// the events of its share of the tenants (see applier). A StreamFolder's
+// log up to the head is first folded stream by stream (foldStreams), and
+// the batches start from there.
 func (rb *rebuild) fill(ctx context.Context, prog progress) error {
 	var first eventstore.Position
 	head, err := rb.rt.store.Head(ctx)

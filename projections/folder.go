@@ -47,7 +47,7 @@ func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventsto
 	fold := sf.FoldStreams()
 	var (
 		read   int64
-		latest = make([]eventstore.Event, len(conns)) // by worker, the latest in the log it applied
+		newest eventstore.Event // the latest in the log of the events read
 		parts  = make(chan []eventstore.Event, len(conns))
 	)
 	g, gctx := errgroup.WithContext(ctx)
@@ -65,11 +65,16 @@ func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventsto
 					return gctx.Err()
 				}
 				read += int64(len(matching))
+				for _, e := range matching {
+					if newest.Position.Less(e.Position) {
+						newest = e
+					}
+				}
 				prog.update(read, -1)
 				return nil
 			})
 	})
-	for i, conn := range conns {
+	for _, conn := range conns {
 		g.Go(func() error {
 			for events := range parts {
 				err := rb.inShadow(gctx, conn, func(tx pgx.Tx) error {
@@ -81,11 +86,6 @@ func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventsto
 				})
 				if err != nil {
 					return err
-				}
-				for _, e := range events {
-					if latest[i].Position.Less(e.Position) {
-						latest[i] = e
-					}
 				}
 			}
 			return nil
@@ -102,12 +102,6 @@ func (rb *rebuild) foldStreams(ctx context.Context, prog progress, upTo eventsto
 	})
 	if err != nil {
 		return err
-	}
-	var newest eventstore.Event
-	for _, e := range latest {
-		if newest.Position.Less(e.Position) {
-			newest = e
-		}
 	}
 	rb.recorded = newest.RecordedAt
 	rb.pos = upTo

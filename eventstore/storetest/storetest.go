@@ -439,6 +439,8 @@ func testReadStreams(t *testing.T, s eventstore.Store) {
 	assert.Empty(t, none)
 }
 
+// testReadCategory holds a backend that reads a category stream by stream
+// to its streams read one by one, cut at a position of the log.
 func testReadCategory(t *testing.T, s eventstore.Store) {
 	r, ok := s.(eventstore.CategoryReader)
 	if !ok {

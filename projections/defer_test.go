@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,7 +36,10 @@ func TestRebuildDefersIndexes(t *testing.T) {
 	e.waitCaughtUp(rt, "deferred")
 	before := catalog(t, e, "deferred_counts", "deferred_applied")
 
+	var mu sync.Mutex // the rebuild's workers apply at once
 	c.fail = func(eventstore.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if len(sawIndexes) > 0 {
 			return nil
 		}

@@ -222,7 +222,8 @@ type CategoryReader interface {
 	// events up to upTo, whole and in order. upTo must be a position every
 	// event before which is visible (Head's answer, or a checkpoint of what
 	// a reader has seen). It stops at the first error each answers and
-	// answers it.
+	// answers it. A read the backend cannot find room for wraps
+	// ErrReadTooLarge, possibly after some streams were handed to each.
 	ReadCategory(ctx context.Context, category string, upTo Position, each func(Event) error) error
 }
 
@@ -233,6 +234,11 @@ var (
 	ErrStreamNotFound = errors.New("stream not found")
 	// ErrInvalid is wrapped by errors about malformed input.
 	ErrInvalid = errors.New("invalid event")
+	// ErrReadTooLarge is wrapped by a read the backend could not hold the
+	// working space for (a CategoryReader's sort outgrowing the server's
+	// temporary-file limit or disk): the same events can still be read in
+	// log order.
+	ErrReadTooLarge = errors.New("read needs more temporary space than the server allows")
 )
 
 // ConflictError reports an append whose expectation did not hold. Command

@@ -172,13 +172,19 @@ func (b *syncBuffer) String() string {
 // runtime answers a Runtime for projectors with test-friendly timings.
 func (e *env) runtime(projectors []Projector, opts ...Option) *Runtime {
 	e.t.Helper()
+	return e.runtimeOn(e.store, projectors, opts...)
+}
+
+// runtimeOn is runtime on another view of the test's store.
+func (e *env) runtimeOn(store eventstore.Store, projectors []Projector, opts ...Option) *Runtime {
+	e.t.Helper()
 	opts = append([]Option{
 		WithLogger(e.log),
 		WithElectionInterval(200 * time.Millisecond),
 		WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond),
 		WithProgress(io.Discard),
 	}, opts...)
-	rt, err := New(e.pool, e.store, projectors, opts...)
+	rt, err := New(e.pool, store, projectors, opts...)
 	require.NoError(e.t, err)
 	e.t.Cleanup(rt.Close)
 	return rt

@@ -529,3 +529,34 @@ func TestGenericPlansStayInTheRead(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode))
 	assert.Equal(t, "auto", mode)
 }
+
+// TestReadCategoryTooLarge runs a category read whose sort must spill on a
+// server that allows no temporary file that large: the error must say the
+// read was too large, so that a rebuild can read the log in its order
+// instead.
+func TestReadCategoryTooLarge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	require.NoError(t, err)
+	cfg.ConnConfig.RuntimeParams["temp_file_limit"] = "64kB"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	_, err = pool.Exec(ctx, `INSERT INTO events (id, stream, version, type, data, metadata, tenant_id, occurred_at)
+		SELECT gen_random_uuid(), 'c-' || (i % 500), i / 500 + 1, 't', jsonb_build_object('pad', repeat('x', 200)), '{}', 'x', now()
+		FROM generate_series(0, 4999) AS i`)
+	require.NoError(t, err)
+	s := New(pool)
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+
+	s.sortMemory = "64kB"
+	err = s.ReadCategory(ctx, "c", head, func(eventstore.Event) error { return nil })
+	require.ErrorIs(t, err, eventstore.ErrReadTooLarge)
+
+	s.sortMemory = categorySortMemory
+	var n int
+	require.NoError(t, s.ReadCategory(ctx, "c", head, func(eventstore.Event) error { n++; return nil }))
+	assert.Equal(t, 5000, n)
+}

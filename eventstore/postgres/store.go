@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/segmentio/encoding/json"
 	"golang.org/x/sync/singleflight"
@@ -62,6 +63,9 @@ type Store struct {
 	beforeCommit func(ctx context.Context) error
 	// copyFrom is the number of events from which an append uses COPY.
 	copyFrom int
+	// sortMemory is the work_mem of ReadCategory's sort
+	// (categorySortMemory); tests lower it to make the sort spill.
+	sortMemory string
 
 	hub      hub
 	notifier notifier
@@ -108,7 +112,8 @@ func WithTailSize(n int) Option {
 // New answers a store on pool, which must reach a database migrated with the
 // service's migrations.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool, poll: DefaultPollInterval, channel: DefaultChannel, copyFrom: defaultCopyFrom}
+	s := &Store{pool: pool, poll: DefaultPollInterval, channel: DefaultChannel, copyFrom: defaultCopyFrom,
+		sortMemory: categorySortMemory}
 	s.tail.max = defaultTailSize
 	for _, o := range opts {
 		o(s)
@@ -201,11 +206,13 @@ const categorySortMemory = "256MB"
 // against 48 s for the scan and sort). The sort spills to temporary files
 // about the size of what it reads. The transaction is read-only and never
 // takes a transaction id, so however long the caller takes over the rows
-// it holds back no reader of the log.
+// it holds back no reader of the log. A server whose temp_file_limit, or
+// disk, is smaller than the sort needs fails it with
+// eventstore.ErrReadTooLarge.
 func (s *Store) ReadCategory(ctx context.Context, category string, upTo eventstore.Position, each func(eventstore.Event) error) error {
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT set_config('enable_indexscan', 'off', true), set_config('work_mem', $1, true)`,
-			categorySortMemory); err != nil {
+			s.sortMemory); err != nil {
 			return err
 		}
 		rows, err := tx.Query(ctx, sqlReadCategory, category, category+".", upTo.Commit, int64(min(upTo.Prepare, math.MaxInt64)))
@@ -224,10 +231,21 @@ func (s *Store) ReadCategory(ctx context.Context, category string, upTo eventsto
 		}
 		return rows.Err()
 	})
+	if tooLarge(err) {
+		err = fmt.Errorf("%w: %w", eventstore.ErrReadTooLarge, err)
+	}
 	if err != nil {
 		return fmt.Errorf("read category %s up to %s: %w", category, upTo, err)
 	}
 	return nil
+}
+
+// tooLarge tells the errors of a statement that ran out of temporary
+// space: past temp_file_limit (configuration_limit_exceeded) or out of
+// disk (disk_full).
+func tooLarge(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "53400" || pe.Code == "53100")
 }
 
 // ReadStreamBackward answers up to limit events of stream from version from

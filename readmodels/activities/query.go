@@ -96,11 +96,13 @@ type Reader struct {
 const selectActivity = `SELECT a.id, a.customer_id, a.profile_id, a.type, a.category, a.channel, a.title, a.description, a.metadata,
 	a.source_service, a.source_id, a.occurred_at, a.recorded_at FROM activities a`
 
-func scanActivity(row pgx.CollectableRow) (Activity, error) {
+// scanActivity scans selectActivity's columns, after lead's when a query
+// selects some before them.
+func scanActivity(row pgx.CollectableRow, lead ...any) (Activity, error) {
 	var a Activity
 	var md []byte
-	err := row.Scan(&a.ID, &a.CustomerID, &a.ProfileID, &a.Type, &a.Category, &a.Channel, &a.Title, &a.Description, &md,
-		&a.SourceService, &a.SourceID, &a.OccurredAt, &a.RecordedAt)
+	err := row.Scan(append(lead, &a.ID, &a.CustomerID, &a.ProfileID, &a.Type, &a.Category, &a.Channel, &a.Title, &a.Description, &md,
+		&a.SourceService, &a.SourceID, &a.OccurredAt, &a.RecordedAt)...)
 	a.Metadata = json.RawMessage(md)
 	a.OccurredAt, a.RecordedAt = a.OccurredAt.UTC(), a.RecordedAt.UTC()
 	return a, err
@@ -110,12 +112,26 @@ func scanActivity(row pgx.CollectableRow) (Activity, error) {
 // (limit+1 rows, the extra one telling another page follows): what Page
 // runs, for measuring the bare index scan beside the API.
 func PageQuery(tenant string, customerID uuid.UUID, f Filter, p Page) (string, []any) {
-	args := []any{tenant, customerID}
+	return pageQuery("$2", []any{tenant, customerID}, f, p)
+}
+
+// timelineQuery answers the SQL and arguments of a timeline page of the
+// profile id stands for: PageQuery's rows, each led by that profile's id,
+// none when the profile has no activity that f matches or does not exist.
+func timelineQuery(tenant string, id uuid.UUID, f Filter, p Page) (string, []any) {
+	sql, args := pageQuery("o.id", []any{tenant, id}, f, p)
+	return `SELECT o.id, a.* FROM (` + customers.SurvivorQuery("$1", "$2") + `) AS o
+CROSS JOIN LATERAL (` + sql + `) AS a ORDER BY a.occurred_at DESC, a.id DESC`, args
+}
+
+// pageQuery is PageQuery of the profile the SQL expression customer names,
+// its arguments from $1, the tenant, on.
+func pageQuery(customer string, args []any, f Filter, p Page) (string, []any) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	where := []string{"a.tenant_id = $1", "a.customer_id = $2"}
+	where := []string{"a.tenant_id = $1", "a.customer_id = " + customer}
 	if len(f.Categories) > 0 {
 		where = append(where, "a.category = ANY("+arg(f.Categories)+"::text[])")
 	}
@@ -159,17 +175,23 @@ func (r Reader) Page(ctx context.Context, tenant string, customerID uuid.UUID, f
 
 // Timeline answers a page of the timeline of the profile id stands for
 // (itself, or the survivor it was merged into), with that profile's id. It
-// answers ErrNotFound when the tenant has no profile id.
+// answers ErrNotFound when the tenant has no profile id. A page with
+// activities is one statement; only an empty one asks whether the profile
+// exists.
 func (r Reader) Timeline(ctx context.Context, tenant string, id uuid.UUID, f Filter, p Page) (uuid.UUID, []Activity, *Cursor, error) {
 	var owner uuid.UUID
 	var out []Activity
 	var next *Cursor
 	err := postgres.ReadInTenant(ctx, r.DB, tenant, func(tx postgres.Queryer) error {
 		var err error
-		if owner, err = customers.Survivor(ctx, tx, tenant, id); err != nil {
-			return err
+		if !unsearchable(f) {
+			sql, args := timelineQuery(tenant, id, f, p)
+			if out, next, err = collect(ctx, tx, id, p, sql, args, &owner); err != nil || len(out) > 0 {
+				return err
+			}
 		}
-		out, next, err = page(ctx, tx, tenant, owner, f, p)
+		out = []Activity{}
+		owner, err = customers.Survivor(ctx, tx, tenant, id)
 		return err
 	})
 	if err != nil {
@@ -179,17 +201,29 @@ func (r Reader) Timeline(ctx context.Context, tenant string, id uuid.UUID, f Fil
 }
 
 func page(ctx context.Context, tx postgres.Queryer, tenant string, customerID uuid.UUID, f Filter, p Page) ([]Activity, *Cursor, error) {
-	if strings.TrimSpace(f.Q) != "" && searchQuery(f.Q) == "" {
-		return []Activity{}, nil, nil // nothing searchable in q: it matches nothing
+	if unsearchable(f) {
+		return []Activity{}, nil, nil
 	}
 	sql, args := PageQuery(tenant, customerID, f, p)
+	return collect(ctx, tx, customerID, p, sql, args)
+}
+
+// unsearchable tells a filter whose q holds nothing to search for: it
+// matches nothing.
+func unsearchable(f Filter) bool {
+	return strings.TrimSpace(f.Q) != "" && searchQuery(f.Q) == ""
+}
+
+// collect runs a page's query (its columns after lead's) and cuts the
+// extra row off into the next page's cursor.
+func collect(ctx context.Context, tx postgres.Queryer, id uuid.UUID, p Page, sql string, args []any, lead ...any) ([]Activity, *Cursor, error) {
 	rows, err := tx.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("timeline of %s: %w", customerID, err)
+		return nil, nil, fmt.Errorf("timeline of %s: %w", id, err)
 	}
-	out, err := pgx.CollectRows(rows, scanActivity)
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Activity, error) { return scanActivity(row, lead...) })
 	if err != nil {
-		return nil, nil, fmt.Errorf("timeline of %s: %w", customerID, err)
+		return nil, nil, fmt.Errorf("timeline of %s: %w", id, err)
 	}
 	limit := p.limit()
 	if len(out) <= limit {

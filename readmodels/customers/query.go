@@ -174,17 +174,9 @@ func (r Reader) Current(ctx context.Context, tenant string, id uuid.UUID) (Custo
 }
 
 func current(ctx context.Context, tx postgres.Queryer, tenant string, id uuid.UUID) (Customer, error) {
-	c, err := scanCustomer(tx.QueryRow(ctx, `
-		WITH RECURSIVE chain (id, merged_into, hops) AS (
-			SELECT id, merged_into, 0 FROM customers WHERE tenant_id = $1 AND id = $2
-			UNION ALL
-			SELECT n.id, n.merged_into, chain.hops + 1
-			FROM chain JOIN customers n ON n.tenant_id = $1 AND n.id = chain.merged_into
-			WHERE chain.hops < $3
-		)
-		SELECT `+selectCustomer+`
-		FROM `+fromCustomers+` JOIN (SELECT id FROM chain ORDER BY hops DESC LIMIT 1) AS last ON c.id = last.id
-		WHERE c.tenant_id = $1`, tenant, id, maxMergeHops))
+	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+selectCustomer+`
+		FROM `+fromCustomers+` JOIN (`+SurvivorQuery("$1", "$2")+`) AS last ON c.id = last.id
+		WHERE c.tenant_id = $1`, tenant, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Customer{}, fmt.Errorf("customer %s: %w", id, ErrNotFound)
 	}

@@ -25,22 +25,12 @@ var ErrNoTenant = errors.New("no tenant")
 // hold a connection while they lead.
 const DefaultMaxConns = 20
 
-// Open connects a pool and checks the server answers.
+// Open connects a pool configured by ParseConfig and checks the server
+// answers.
 func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err := ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
-	}
-	if !strings.Contains(dsn, "pool_max_conns") {
-		cfg.MaxConns = DefaultMaxConns
-	}
-	// pgx sends and reads a google/uuid UUID through its driver.Valuer and
-	// sql.Scanner, as a string formatted and parsed again; registered, it
-	// goes as its 16 bytes. It was 8% of a customers rebuild's processor
-	// time, in the uuid[] arguments of every batch.
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		pgxuuid.Register(c.TypeMap())
-		return nil
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -51,6 +41,42 @@ func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return pool, nil
+}
+
+// ParseConfig answers the configuration of a pool on dsn as the service
+// uses it: DefaultMaxConns connections unless the URL's pool_max_conns
+// says otherwise, uuids sent as bytes, and PostgreSQL's JIT compilation
+// off unless the URL sets jit.
+//
+// JIT pays off for long analytical queries; the service runs short ones,
+// but pgx prepares every statement, and after five executions PostgreSQL
+// may keep a generic plan, whose estimates ignore the arguments. The
+// subscriptions' read of the log (LIMIT $3 after a position) is planned
+// generically at two million rows' cost once the log holds a few million
+// events, past jit_above_cost, and each execution then compiled its
+// expressions first: 12 ms for a read of 38 events, a quarter of the
+// server's statement time at 1,000 events/s on a log of 6.1 million
+// (docs/performance.md, "2026-12-07, late").
+func ParseConfig(dsn string) (*pgxpool.Config, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
+	// pgx sends and reads a google/uuid UUID through its driver.Valuer and
+	// sql.Scanner, as a string formatted and parsed again; registered, it
+	// goes as its 16 bytes. It was 8% of a customers rebuild's processor
+	// time, in the uuid[] arguments of every batch.
+	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pgxuuid.Register(c.TypeMap())
+		return nil
+	}
+	return cfg, nil
 }
 
 // Beginner is satisfied by *pgxpool.Pool, *pgx.Conn and pgx.Tx.

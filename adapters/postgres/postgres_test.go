@@ -106,3 +106,22 @@ func TestTenantBinding(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, `SELECT current_user`).Scan(&role))
 	assert.NotEqual(t, postgres.TenantRole, role)
 }
+
+// TestOpenTurnsJITOff holds the pool's sessions to no JIT compilation
+// unless the URL asks for it.
+func TestOpenTurnsJITOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	for _, tc := range []struct{ dsn, want string }{
+		{dsn, "off"},
+		{dsn + "&jit=on", "on"},
+	} {
+		pool, err := postgres.Open(ctx, tc.dsn)
+		require.NoError(t, err)
+		var jit string
+		require.NoError(t, pool.QueryRow(ctx, `SHOW jit`).Scan(&jit))
+		pool.Close()
+		assert.Equal(t, tc.want, jit, tc.dsn)
+	}
+}

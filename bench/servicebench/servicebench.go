@@ -44,6 +44,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/clubcrm/crm/adapters/auth"
+	"github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/bench/population"
 	"github.com/clubcrm/crm/bench/scratch"
 	pgstore "github.com/clubcrm/crm/eventstore/postgres"
@@ -238,9 +239,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (Result, error) {
 	} else {
 		defer drop()
 	}
-	pcfg, err := pgxpool.ParseConfig(b.dsn)
+	pcfg, err := postgres.ParseConfig(b.dsn)
 	if err != nil {
-		return res, fmt.Errorf("database url: %w", err)
+		return res, err
 	}
 	pcfg.MaxConns = 10
 	if b.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	pgpool "github.com/clubcrm/crm/adapters/postgres"
 	"github.com/clubcrm/crm/bench/scratch"
 	"github.com/clubcrm/crm/eventstore"
 	"github.com/clubcrm/crm/eventstore/postgres"
@@ -70,7 +71,7 @@ func Run(ctx context.Context, serverURL string, n int, w io.Writer) (Result, err
 	}
 	defer drop()
 
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err := pgpool.ParseConfig(dsn)
 	if err != nil {
 		return Result{}, fmt.Errorf("storebench: %w", err)
 	}

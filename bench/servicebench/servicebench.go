@@ -728,7 +728,7 @@ func Print(w io.Writer, res Result) {
 	for _, p := range []struct {
 		name  string
 		scans []TableScans
-	}{{"ingest", in.Scans}, {"queries", res.QueryScans}} {
+	}{{"ingest", in.Scans}, {"the queries, segments and latency figures", res.QueryScans}} {
 		var parts []string
 		for _, t := range p.scans {
 			parts = append(parts, fmt.Sprintf("%s %s scans reading %s rows", t.Table, thousands(t.SeqScans), thousands(t.SeqTuples)))

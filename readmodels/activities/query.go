@@ -120,7 +120,7 @@ func PageQuery(tenant string, customerID uuid.UUID, f Filter, p Page) (string, [
 // none when the profile has no activity that f matches or does not exist.
 func timelineQuery(tenant string, id uuid.UUID, f Filter, p Page) (string, []any) {
 	sql, args := pageQuery("o.id", []any{tenant, id}, f, p)
-	return `SELECT o.id, a.* FROM (` + customers.SurvivorQuery("$1", "$2") + `) AS o
+	return `SELECT o.id, a.* FROM (` + customers.SurvivorQuery + `) AS o
 CROSS JOIN LATERAL (` + sql + `) AS a ORDER BY a.occurred_at DESC, a.id DESC`, args
 }
 

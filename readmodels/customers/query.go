@@ -175,7 +175,7 @@ func (r Reader) Current(ctx context.Context, tenant string, id uuid.UUID) (Custo
 
 func current(ctx context.Context, tx postgres.Queryer, tenant string, id uuid.UUID) (Customer, error) {
 	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+selectCustomer+`
-		FROM `+fromCustomers+` JOIN (`+SurvivorQuery("$1", "$2")+`) AS last ON c.id = last.id
+		FROM `+fromCustomers+` JOIN (`+SurvivorQuery+`) AS last ON c.id = last.id
 		WHERE c.tenant_id = $1`, tenant, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Customer{}, fmt.Errorf("customer %s: %w", id, ErrNotFound)

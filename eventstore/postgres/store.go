@@ -3,13 +3,17 @@
 //
 // Global order is the pair (writing transaction id, sequence number), exposed
 // as eventstore.Position{Commit: tx_id, Prepare: seq}. Readers of the global
-// log see only rows whose transaction id lies below the xmin of their own
-// snapshot, that is rows of transactions that had finished before any
-// transaction still running began; so a reader never moves past an event
+// log see only rows whose transaction id lies below a horizon: the oldest
+// transaction running at their snapshot that may be appending
+// (events_horizon, migration 00022); so a reader never moves past an event
 // that could still commit with a smaller key, which ordering by a sequence
 // alone cannot promise (sequence values are taken at insert, not at commit).
-// The price: transaction ids are server-wide, so a long writing transaction
-// in any database of the server holds back what readers see until it ends.
+// Appenders are known by the advisory locks every append takes before its
+// transaction has an id: anything that writes events other than through the
+// Store must take one too. Other transactions, the projectors' among them,
+// do not hold readers back; the horizon was once the snapshot's xmin, and
+// an event appended while a projector's batch was open waited for it to
+// commit (docs/performance.md, 2026-12-08).
 //
 // Appends take a transaction-scoped advisory lock per target stream, then
 // write every event of the call at once, by INSERT over arrays or by COPY:
@@ -141,9 +145,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 
 const eventColumns = `tx_id, seq, id, stream, version, type, data, metadata, occurred_at, recorded_at`
 
-// visible limits a query over events to rows no running transaction can
-// precede; see the package comment.
-const visible = `tx_id < pg_snapshot_xmin(pg_current_snapshot())`
+// visible limits a query over events to rows no running appender can
+// precede; see the package comment. The subquery evaluates the horizon once
+// per statement, as a bound of the index scan.
+const visible = `tx_id < (SELECT events_horizon())`
 
 // ReadStream answers up to limit events of stream from version from on,
 // oldest first; a limit of zero or less means all of them.

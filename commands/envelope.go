@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,8 +43,7 @@ var ErrInvalidEnvelope = errors.New("invalid upstream event")
 // ParseEnvelope decodes and checks one envelope.
 func ParseEnvelope(b []byte) (Envelope, error) {
 	var e Envelope
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&e); err != nil {
+	if err := json.Unmarshal(b, &e); err != nil {
 		return e, fmt.Errorf("%w: envelope is not JSON of the contract's shape: %v", ErrInvalidEnvelope, err)
 	}
 	return e, e.Validate()

@@ -1,7 +1,6 @@
 package timeline
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"time"
@@ -495,9 +494,9 @@ func tagsTitle(added, removed []string) string {
 // event's id, for the activity's details.
 func metadataOf(r *customer.Recorded) map[string]any {
 	out := map[string]any{}
-	dec := json.NewDecoder(bytes.NewReader(r.Data))
-	dec.UseNumber() // amounts and ids stay exact
-	_ = dec.Decode(&out)
+	// Numbers stay json.Number, so amounts and ids stay exact. Parse, not
+	// a Decoder: that allocates a 32 KiB buffer for each value.
+	_, _ = json.Parse(r.Data, &out, json.UseNumber)
 	if out == nil {
 		out = map[string]any{}
 	}

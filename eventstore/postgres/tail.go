@@ -42,10 +42,14 @@ func (t *tail) after(from eventstore.Position, limit int) (events []eventstore.E
 	if limit > 0 {
 		j = min(j, i+limit)
 	}
-	// Room for the limit: ReadAll appends what it reads past the tail.
-	events = append(make([]eventstore.Event, 0, max(j-i, limit)), t.events[i:j]...)
+	// No room reserved for the limit: a caught-up subscription asks for a
+	// batch's worth after every append and mostly gets a handful, and a
+	// zeroed array of a thousand events on each of those asks was a tenth
+	// of crm serve's processor time at 1,000 events/s (docs/performance.md,
+	// 2026-12-08). ReadAll's append grows the slice when it reads more.
 	next = from
 	if j > i {
+		events = append([]eventstore.Event(nil), t.events[i:j]...)
 		next = events[len(events)-1].Position
 	}
 	return events, next, true

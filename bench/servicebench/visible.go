@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,17 +122,26 @@ WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 		defer close(watchDone)
 		watchErr = func() error {
 			for watchCtx.Err() == nil {
-				n, err := conn.WaitForNotification(watchCtx)
+				// The log is followed after every notification and, when
+				// none comes, every followEvery: a checkpoint can pass an
+				// event before this reader's own read of the log reaches
+				// it, and the last notification may be that one.
+				nctx, cancel := context.WithTimeout(watchCtx, followEvery)
+				n, err := conn.WaitForNotification(nctx)
+				cancel()
 				at := time.Now()
-				if err != nil {
-					if watchCtx.Err() != nil {
-						return nil
-					}
+				if err != nil && watchCtx.Err() != nil {
+					return nil
+				}
+				if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 					return fmt.Errorf("visible: wait for notification: %w", err)
 				}
-				name, pos, err := projections.ParseNotification(n.Payload)
-				if err != nil || (name != customers.Name && name != segments.MembershipName) {
-					continue
+				if err == nil {
+					name, pos, perr := projections.ParseNotification(n.Payload)
+					if perr != nil || (name != customers.Name && name != segments.MembershipName) {
+						continue
+					}
+					w.passed(name == segments.MembershipName, pos, at)
 				}
 				if err := w.follow(watchCtx, b.store); err != nil {
 					if watchCtx.Err() != nil {
@@ -139,7 +149,6 @@ WHERE scl_member_id IS NOT NULL AND status = 'ACTIVE' ORDER BY tenant_id, id`)
 					}
 					return err
 				}
-				w.passed(name == segments.MembershipName, pos, at)
 			}
 			return nil
 		}()
@@ -270,6 +279,9 @@ type watch struct {
 	// waiting are the events sent and not yet visible; segWaiting, the
 	// members' first events not yet passed by segment membership.
 	waiting, segWaiting map[int]bool
+	// marks are the checkpoints notified, in order: the customers
+	// projector's and segment membership's.
+	marks, segMarks []mark
 
 	from eventstore.Position // how far the log has been read (only the watcher's)
 }
@@ -293,6 +305,8 @@ func (w *watch) follow(ctx context.Context, store eventstore.Store) error {
 				w.at[i], w.recorded[i], w.known[i] = e.Position, e.RecordedAt, true
 			}
 		}
+		w.settle(false)
+		w.settle(true)
 		w.mu.Unlock()
 		if len(evs) < 2000 {
 			return nil
@@ -300,20 +314,47 @@ func (w *watch) follow(ctx context.Context, store eventstore.Store) error {
 	}
 }
 
+// followEvery is how often the watcher follows the log when no checkpoint
+// is notified.
+const followEvery = 100 * time.Millisecond
+
+// mark is a checkpoint notified: the position a projector's transaction
+// committed up to, and when the notification came.
+type mark struct {
+	pos eventstore.Position
+	at  time.Time
+}
+
 // passed records that a projector's checkpoint (segment membership's when
 // membership is set, else the customers projector's) committed up to pos
-// at the time at: every event waiting for it that was recorded at pos or
-// before is done.
+// at the time at, and settles the events it passed.
 func (w *watch) passed(membership bool, pos eventstore.Position, at time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	waiting, when := w.waiting, w.visible
 	if membership {
-		waiting, when = w.segWaiting, w.joined
+		w.segMarks = append(w.segMarks, mark{pos, at})
+	} else {
+		w.marks = append(w.marks, mark{pos, at})
+	}
+	w.settle(membership)
+}
+
+// settle marks done every waiting event whose position is known and some
+// checkpoint notified has passed, at the time of the first that did: an
+// event's position may be learnt after the checkpoint that passed it. The
+// caller holds mu.
+func (w *watch) settle(membership bool) {
+	waiting, when, marks := w.waiting, w.visible, w.marks
+	if membership {
+		waiting, when, marks = w.segWaiting, w.joined, w.segMarks
 	}
 	for i := range waiting {
-		if w.known[i] && !pos.Less(w.at[i]) {
-			when[i] = at
+		if !w.known[i] {
+			continue
+		}
+		j := sort.Search(len(marks), func(j int) bool { return !marks[j].pos.Less(w.at[i]) })
+		if j < len(marks) {
+			when[i] = marks[j].at
 			delete(waiting, i)
 		}
 	}

@@ -595,9 +595,41 @@ func TestGenericPlansStayInTheRead(t *testing.T) {
 	for range 6 { // past the five custom plans after which the planner may choose
 		require.Len(t, read(), 1)
 	}
-	var mode string
-	require.NoError(t, pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&mode))
-	assert.Equal(t, "auto", mode)
+	for _, name := range []string{"plan_cache_mode", "enable_seqscan", "enable_bitmapscan"} {
+		var server, got string
+		require.NoError(t, pool.QueryRow(ctx, `SELECT boot_val, current_setting(name) FROM pg_settings WHERE name = $1`, name).Scan(&server, &got))
+		assert.Equal(t, server, got, name)
+	}
+}
+
+// TestReadAllPlannedOnAnEmptyLog plans the read of the log as the store
+// does, with a generic plan, while the log is empty and has never been
+// analyzed: the plan, which the connection keeps until the statistics
+// change, must still be the primary key's range scan.
+func TestReadAllPlannedOnAnEmptyLog(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck // read only
+	_, err = tx.Exec(ctx, sqlGenericPlans)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `PREPARE readall AS `+sqlReadAll)
+	require.NoError(t, err)
+	rows, err := tx.Query(ctx, `EXPLAIN EXECUTE readall('0', 0, 100)`)
+	require.NoError(t, err)
+	var plan []string
+	for rows.Next() {
+		var line string
+		require.NoError(t, rows.Scan(&line))
+		plan = append(plan, line)
+	}
+	require.NoError(t, rows.Err())
+	text := strings.Join(plan, "\n")
+	assert.Contains(t, text, "Index Scan using events_pkey", text)
+	assert.NotContains(t, text, "Seq Scan", text)
+	assert.NotContains(t, text, "Sort", text)
 }
 
 // TestReadCategoryTooLarge runs a category read whose sort must spill on a

@@ -532,6 +532,47 @@ func TestReadAllUsesIndex(t *testing.T) {
 	}
 }
 
+// TestReadStreamsUsesIndex plans the ingest's read of many streams, with
+// the settings the store reads it with, while the log is empty and never
+// analyzed, and again over an analyzed log: each stream must be a range
+// scan of (stream, version), never a scan of the whole log.
+func TestReadStreamsUsesIndex(t *testing.T) {
+	t.Parallel()
+	pool, _ := pgtest.New(t)
+	ctx := context.Background()
+	streams := make([]string, 125)
+	versions := make([]int64, 125)
+	for i := range streams {
+		streams[i], versions[i] = fmt.Sprintf("s-%d", i*7), 1
+	}
+	explain := func(state string) {
+		tx, err := pool.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx) //nolint:errcheck // read only
+		_, err = tx.Exec(ctx, sqlGenericPlans)
+		require.NoError(t, err)
+		rows, err := tx.Query(ctx, `EXPLAIN `+sqlReadStreamsFrom, streams, versions)
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var line string
+			require.NoError(t, rows.Scan(&line))
+			plan = append(plan, line)
+		}
+		require.NoError(t, rows.Err())
+		text := strings.Join(plan, "\n")
+		assert.Contains(t, text, "events_stream_version", state+": "+text)
+		assert.NotContains(t, text, "Seq Scan on events", state+": "+text)
+	}
+	explain("empty")
+	_, err := pool.Exec(ctx, `INSERT INTO events (id, stream, version, type, metadata, tenant_id, occurred_at)
+		SELECT gen_random_uuid(), 's-' || (i % 5000), i / 5000 + 1, 't', '{}', 'x', now() FROM generate_series(0, 19999) AS i`)
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `ANALYZE events`)
+	require.NoError(t, err)
+	explain("20,000 events")
+}
+
 // TestListenerReconnects kills the listening connection: subscriptions must
 // keep receiving events, woken again once the listener is back.
 func TestListenerReconnects(t *testing.T) {

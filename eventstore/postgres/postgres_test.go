@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -515,21 +516,25 @@ func TestReadAllUsesIndex(t *testing.T) {
 	} {
 		_, err = conn.Exec(ctx, `PREPARE `+name+` AS `+q.sql)
 		require.NoError(t, err)
-		rows, err := conn.Query(ctx, `EXPLAIN EXECUTE `+name+`(`+q.args+`)`)
-		require.NoError(t, err)
-		var plan []string
-		for rows.Next() {
-			var line string
-			require.NoError(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		require.NoError(t, rows.Err())
-		text := strings.Join(plan, "\n")
+		text := explain(t, conn, `EXECUTE `+name+`(`+q.args+`)`)
 		assert.Contains(t, text, "using events_pkey", name)
 		assert.Contains(t, text, q.cond, name)
 		assert.NotContains(t, text, "Sort", name)
 		assert.NotContains(t, text, "Seq Scan", name)
 	}
+}
+
+// explain answers the plan PostgreSQL shows for sql through q, one line
+// after another.
+func explain(t *testing.T, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, sql string, args ...any) string {
+	t.Helper()
+	rows, err := q.Query(context.Background(), `EXPLAIN `+sql, args...)
+	require.NoError(t, err)
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	return strings.Join(lines, "\n")
 }
 
 // TestReadStreamsUsesIndex plans the ingest's read of many streams, with
@@ -545,32 +550,23 @@ func TestReadStreamsUsesIndex(t *testing.T) {
 	for i := range streams {
 		streams[i], versions[i] = fmt.Sprintf("s-%d", i*7), 1
 	}
-	explain := func(state string) {
+	check := func(state string) {
 		tx, err := pool.Begin(ctx)
 		require.NoError(t, err)
 		defer tx.Rollback(ctx) //nolint:errcheck // read only
 		_, err = tx.Exec(ctx, sqlGenericPlans)
 		require.NoError(t, err)
-		rows, err := tx.Query(ctx, `EXPLAIN `+sqlReadStreamsFrom, streams, versions)
-		require.NoError(t, err)
-		var plan []string
-		for rows.Next() {
-			var line string
-			require.NoError(t, rows.Scan(&line))
-			plan = append(plan, line)
-		}
-		require.NoError(t, rows.Err())
-		text := strings.Join(plan, "\n")
+		text := explain(t, tx, sqlReadStreamsFrom, streams, versions)
 		assert.Contains(t, text, "events_stream_version", state+": "+text)
 		assert.NotContains(t, text, "Seq Scan on events", state+": "+text)
 	}
-	explain("empty")
+	check("empty")
 	_, err := pool.Exec(ctx, `INSERT INTO events (id, stream, version, type, metadata, tenant_id, occurred_at)
 		SELECT gen_random_uuid(), 's-' || (i % 5000), i / 5000 + 1, 't', '{}', 'x', now() FROM generate_series(0, 19999) AS i`)
 	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `ANALYZE events`)
 	require.NoError(t, err)
-	explain("20,000 events")
+	check("20,000 events")
 }
 
 // TestListenerReconnects kills the listening connection: subscriptions must
@@ -658,16 +654,7 @@ func TestReadAllPlannedOnAnEmptyLog(t *testing.T) {
 	require.NoError(t, err)
 	_, err = tx.Exec(ctx, `PREPARE readall AS `+sqlReadAll)
 	require.NoError(t, err)
-	rows, err := tx.Query(ctx, `EXPLAIN EXECUTE readall('0', 0, 100)`)
-	require.NoError(t, err)
-	var plan []string
-	for rows.Next() {
-		var line string
-		require.NoError(t, rows.Scan(&line))
-		plan = append(plan, line)
-	}
-	require.NoError(t, rows.Err())
-	text := strings.Join(plan, "\n")
+	text := explain(t, tx, `EXECUTE readall('0', 0, 100)`)
 	assert.Contains(t, text, "Index Scan using events_pkey", text)
 	assert.NotContains(t, text, "Seq Scan", text)
 	assert.NotContains(t, text, "Sort", text)

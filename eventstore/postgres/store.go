@@ -385,10 +385,10 @@ func (s *Store) query(ctx context.Context, sql string, args ...any) ([]eventstor
 // queryGeneric is query with a generic plan that scans by index: the reads
 // of the log (sqlReadAll) and of many streams (sqlReadStreamsFrom), whose
 // every plan worth having is a range scan of an index. The planner keeps
-// choosing a custom plan for sqlReadAll, since the generic one must guess its LIMIT
-// and range, though both are the same scan of the primary key: planning it
-// for each read cost PostgreSQL more than running it (about 0.14 ms
-// against 0.04 ms in the 200,000-people bench; docs/performance.md). The
+// choosing a custom plan for sqlReadAll, since the generic one must guess
+// its LIMIT and range, though both are the same scan of the primary key:
+// planning it for each read cost PostgreSQL more than running it (about
+// 0.14 ms against 0.04 ms in the 200,000-people bench; docs/performance.md). The
 // settings are local to the batch's implicit transaction.
 //
 // A generic plan is kept until the table's statistics change, and one made
